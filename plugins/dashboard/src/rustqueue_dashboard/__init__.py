@@ -1,0 +1,3 @@
+"""Web dashboard for rustqueue."""
+
+__version__ = "0.1.0"

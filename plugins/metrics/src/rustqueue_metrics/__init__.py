@@ -1,0 +1,3 @@
+"""Prometheus metrics for rustqueue."""
+
+__version__ = "0.1.0"

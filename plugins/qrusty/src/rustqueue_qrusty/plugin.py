@@ -1,0 +1,5 @@
+"""Entry point of the qrusty plugin."""
+
+from __future__ import annotations
+
+from rustqueue_core import hookimpl  # noqa: F401

@@ -1,0 +1,3 @@
+"""WebSocket job-event stream for rustqueue."""
+
+__version__ = "0.1.0"
