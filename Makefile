@@ -30,13 +30,13 @@ typecheck: install
 	$(UV) run --no-sync mypy
 
 bench: install
-	$(UV) run --no-sync python bench/run.py
+	$(UV) run --no-sync python bench/run.py $(BENCH_ARGS)
 
 dist: $(UV)
 	rm -rf dist && $(UV) build --all-packages --out-dir dist/
 
 package-check: dist
-	$(UV) run --no-sync python bench/../tests/package_check.py dist
+	$(UV) run --no-sync python scripts/package_check.py dist
 
 clean:
 	rm -rf .venv .tools dist .pytest_cache .mypy_cache .ruff_cache

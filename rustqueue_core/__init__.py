@@ -12,6 +12,8 @@ Public names only; nothing heavy is imported here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rustqueue_core.errors import (
     AuthError,
     Closed,
@@ -92,8 +94,15 @@ __all__ = [
     "hookimpl",
 ]
 
+if TYPE_CHECKING:  # the lazily imported names, visible to type checkers
+    from rustqueue_core.clock import ManualClock
+    from rustqueue_core.engine import RustQueue
+    from rustqueue_core.sync import SyncRustQueue
+    from rustqueue_core.worker import DeadLetter, Retry
+    from rustqueue_core.workflow import WorkerRegistry, Workflow
+
 _LAZY = {
-    "RustQueue": "rustqueue_core.builder",
+    "RustQueue": "rustqueue_core.engine",
     "SyncRustQueue": "rustqueue_core.sync",
     "ManualClock": "rustqueue_core.clock",
     "Retry": "rustqueue_core.worker",

@@ -1,63 +1,125 @@
 """The engine: batch-shaped push / claim / ack / fail, flows, schedules, queue admin, housekeeping.
 
-INTERFACE STUB — the public signatures below are the contract transports and the worker runtime code
-against. Bodies are being implemented; keep every signature.
+``RustQueue`` composes the engine's parts, each in its own module (one layer on top of the next):
+``engine_base`` (state, gates, events) → ``pushing`` → ``flows`` → ``delivery`` (claim, ack, fail,
+nack) → ``leases`` (release, heartbeat, renew, progress, cancel) → ``admin`` → ``schedules`` →
+``housekeeping`` → this module (lifecycle, health, builders, workers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
 from typing import TYPE_CHECKING, Any
 
-from rustqueue_core.models import (
-    BatchResult,
-    Explanation,
-    FailResult,
-    FlowInfo,
-    Health,
-    Job,
-    JobEvent,
-    NackBatchResult,
-    NewJob,
-    Principal,
-    QueueConfig,
-    QueueCounts,
-    QueueInfo,
-    QueueStats,
-    Schedule,
-)
+import msgspec
+
+from rustqueue_core.housekeeping import HousekeepingMixin
+from rustqueue_core.models import Health, HealthCheck, QueueConfig, StorageSpec
+from rustqueue_core.settings import EngineSettings
 
 if TYPE_CHECKING:
+    from rustqueue_core.builder import RustQueueBuilder
     from rustqueue_core.clock import Clock
+    from rustqueue_core.models import WorkerStats
     from rustqueue_core.plugins import PluginHost
-    from rustqueue_core.settings import EngineSettings
     from rustqueue_core.storage import Storage
 
+log = logging.getLogger("rustqueue.engine")
+
 _UNSET: Any = object()
+_CONFIG_DEFAULTS = QueueConfig(name="")
 
 
-class RustQueue:
+class RustQueue(HousekeepingMixin):
     """One engine instance over one storage. Build with ``RustQueue.memory()``, ``RustQueue.sqlite(path)``
     or ``RustQueue.open(url)`` (builders), then ``await builder.build()``.
 
     ``state`` is ``starting`` → ``ready`` → ``draining`` → ``closed``.
     """
 
-    storage: Storage
-    host: PluginHost
-    clock: Clock
-    settings: EngineSettings
-    state: str
-    version: str
+    worker_registry: Any = None
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        settings: EngineSettings | None = None,
+        host: PluginHost | None = None,
+        clock: Clock | None = None,
+        storage_spec: StorageSpec | None = None,
+    ) -> None:
+        super().__init__(storage, settings=settings, host=host, clock=clock, storage_spec=storage_spec)
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def memory(cls) -> RustQueueBuilder:
+        from rustqueue_core.builder import RustQueueBuilder
+
+        return RustQueueBuilder("memory://")
+
+    @classmethod
+    def sqlite(cls, path: str) -> RustQueueBuilder:
+        from rustqueue_core.builder import RustQueueBuilder, sqlite_url
+
+        return RustQueueBuilder(sqlite_url(path))
+
+    @classmethod
+    def open(cls, url: str) -> RustQueueBuilder:
+        from rustqueue_core.builder import RustQueueBuilder
+
+        return RustQueueBuilder(url)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> RustQueue:
         """Open storage, apply queue config, one housekeeping pass, start housekeeping; → ready."""
-        raise NotImplementedError
+        if self.state != "starting":
+            return self
+        await self.storage.open()
+        await self._load_configs()
+        await self._apply_configured_queues()
+        await self._housekeeping_pass(full=True)
+        self.state = "ready"
+        self._start_housekeeping()
+        return self
+
+    async def _apply_configured_queues(self) -> None:
+        """Config-file ``[queues.<name>]`` values override stored ones for the keys they set."""
+        for configured in self.settings.queues:
+            stored = self._configs.get(configured.name) or QueueConfig(
+                name=configured.name, created_at=self.clock.now()
+            )
+            changes = {
+                field: getattr(configured, field)
+                for field in QueueConfig.__struct_fields__
+                if field not in ("name", "created_at")
+                and getattr(configured, field) != getattr(_CONFIG_DEFAULTS, field)
+            }
+            if not changes:
+                continue
+            merged = msgspec.structs.replace(stored, **changes)
+            if merged != stored:
+                await self.storage.put_queue_config(merged)
+            self._apply_config(merged)
 
     async def close(self, grace: float = 30.0) -> None:
         """Drain workers, stop housekeeping, flush and close storage; → closed. Idempotent."""
-        raise NotImplementedError
+        if self.state == "closed":
+            return
+        self.state = "draining"
+        self._wake_all()
+        if getattr(self, "_rustqueue_workers", None):
+            from rustqueue_core.worker import drain_workers
+
+            try:
+                await drain_workers(self, grace)
+            except Exception:
+                log.exception("draining workers failed")
+        await self._stop_housekeeping()
+        try:
+            await self.storage.close()
+        finally:
+            self.state = "closed"
+            self._wake_all()
 
     async def __aenter__(self) -> RustQueue:
         return await self.start()
@@ -65,226 +127,50 @@ class RustQueue:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def add_listener(self, callback: Callable[[Sequence[JobEvent]], None]) -> Callable[[], None]:
-        """In-process event consumer called with each committed batch (like ``rustqueue_jobs_changed``).
-        Returns a function that removes it."""
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ push
-    async def push(
-        self, queue: str, name: str, data: Any = _UNSET, *, principal: Principal | None = None, **options: Any
-    ) -> str:
-        """Push one job; keywords are ``JobOptions`` keys. Returns its id."""
-        raise NotImplementedError
-
-    async def push_batch(
-        self,
-        queue: str | None,
-        jobs: Sequence[NewJob | Mapping[str, Any]],
-        *,
-        principal: Principal | None = None,
-    ) -> list[str]:
-        """Push many jobs atomically (one storage transaction). A mapping item is
-        ``{"name", "data"?, "options"?: {...}}`` or flattened ``{"name", "data"?, **options}``; ``queue``
-        fills items without their own. Returns ids in input order; ``[]`` for an empty batch."""
-        raise NotImplementedError
-
-    async def push_jobs(self, jobs: Sequence[NewJob], *, principal: Principal | None = None) -> list[str]:
-        """The one push pipeline (SEMANTICS §2.3) every path ends in."""
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ delivery
-    async def claim(
-        self,
-        queue: str,
-        n: int = 1,
-        *,
-        consumer_id: str | None = None,
-        lease_ms: int | None = None,
-        wait: float | None = None,
-    ) -> list[Job]:
-        raise NotImplementedError
-
-    pull = claim
-
-    async def ack(
-        self, job_id: str, result: Any = None, *, token: str | None = None, consumer_id: str | None = None
-    ) -> Job:
-        raise NotImplementedError
-
-    async def ack_batch(self, items: Sequence[tuple[str, Any] | str | Mapping[str, Any]]) -> BatchResult:
-        """Items are ids, ``(id, result)`` pairs or ``{"id", "result"?, "token"?, "consumer_id"?}``."""
-        raise NotImplementedError
-
-    async def fail(
-        self,
-        job_id: str,
-        error: str,
-        *,
-        token: str | None = None,
-        consumer_id: str | None = None,
-        retry_delay_ms: int | None = None,
-        dead: bool = False,
-    ) -> FailResult:
-        raise NotImplementedError
-
-    async def nack(
-        self,
-        job_id: str,
-        *,
-        token: str | None = None,
-        consumer_id: str | None = None,
-        requeue: bool = True,
-        reason: str | None = None,
-    ) -> FailResult:
-        raise NotImplementedError
-
-    async def nack_batch(
-        self,
-        ids: Sequence[str],
-        *,
-        consumer_id: str | None = None,
-        requeue: bool = True,
-        reason: str | None = None,
-    ) -> NackBatchResult:
-        raise NotImplementedError
-
-    async def release(
-        self, ids: str | Sequence[str], *, token: str | None = None, consumer_id: str | None = None
-    ) -> BatchResult:
-        raise NotImplementedError
-
-    async def heartbeat(
-        self, ids: str | Sequence[str], *, token: str | None = None, consumer_id: str | None = None
-    ) -> BatchResult:
-        """One batched call; ``tokens`` for many ids are given as ``{"id", "token"}`` mappings."""
-        raise NotImplementedError
-
-    async def renew(
-        self, job_id: str, lease_ms: int | None = None, *, token: str | None = None, consumer_id: str | None = None
-    ) -> Job:
-        raise NotImplementedError
-
-    async def progress(
-        self,
-        job_id: str,
-        value: int,
-        message: str | None = None,
-        *,
-        token: str | None = None,
-        consumer_id: str | None = None,
-    ) -> None:
-        raise NotImplementedError
-
-    async def cancel(self, job_id: str) -> None:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ inspection and admin
-    async def get_job(self, job_id: str) -> Job | None:
-        raise NotImplementedError
-
-    async def get_jobs(self, ids: Sequence[str]) -> list[Job | None]:
-        raise NotImplementedError
-
-    async def list_jobs(
-        self,
-        queue: str | None = None,
-        *,
-        states: Sequence[str] | None = None,
-        flow_id: str | None = None,
-        group_id: str | None = None,
-        tags: Sequence[str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[Job], str | None]:
-        raise NotImplementedError
-
-    async def dlq(self, queue: str, limit: int = 50) -> list[Job]:
-        raise NotImplementedError
-
-    async def flow(self, flow_id: str) -> FlowInfo:
-        raise NotImplementedError
-
-    async def explain(self, job_id: str) -> list[Explanation]:
-        raise NotImplementedError
-
-    async def retry(self, ids: str | Sequence[str]) -> BatchResult:
-        raise NotImplementedError
-
-    async def promote(self, ids: str | Sequence[str]) -> BatchResult:
-        raise NotImplementedError
-
-    async def delete_jobs(self, ids: str | Sequence[str]) -> int:
-        raise NotImplementedError
-
-    async def queues(self) -> list[QueueInfo]:
-        raise NotImplementedError
-
-    async def counts(self, queue: str) -> QueueCounts:
-        raise NotImplementedError
-
-    async def stats(self, queue: str | None = None) -> list[QueueStats]:
-        raise NotImplementedError
-
-    async def create_queue(self, name: str, **config: Any) -> QueueConfig:
-        raise NotImplementedError
-
-    async def configure_queue(self, name: str, **changes: Any) -> QueueConfig:
-        raise NotImplementedError
-
-    async def get_queue_config(self, name: str) -> QueueConfig:
-        """Stored config, or the defaults for a queue without one."""
-        raise NotImplementedError
-
-    async def rename_queue(self, old: str, new: str) -> int:
-        raise NotImplementedError
-
-    async def purge_queue(self, name: str, include_finished: bool = False) -> int:
-        raise NotImplementedError
-
-    async def delete_queue(self, name: str) -> int:
-        raise NotImplementedError
-
-    async def purge_all(self) -> int:
-        raise NotImplementedError
-
-    async def delete_all(self) -> int:
-        raise NotImplementedError
-
-    async def pause_queue(self, name: str, *, consume: bool = False) -> None:
-        raise NotImplementedError
-
-    async def resume_queue(self, name: str) -> None:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ schedules
-    async def create_schedule(self, schedule: Mapping[str, Any] | None = None, **fields: Any) -> Schedule:
-        """Fields: name, queue, job_name, job_data, job_options, cron_expr | every_ms, timezone,
-        max_executions, run_immediately. Upsert (SEMANTICS §3.2 rule 1)."""
-        raise NotImplementedError
-
-    async def get_schedule(self, name: str) -> Schedule:
-        raise NotImplementedError
-
-    async def list_schedules(self) -> list[Schedule]:
-        raise NotImplementedError
-
-    async def delete_schedule(self, name: str) -> bool:
-        raise NotImplementedError
-
-    async def pause_schedule(self, name: str) -> Schedule:
-        raise NotImplementedError
-
-    async def resume_schedule(self, name: str) -> Schedule:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ housekeeping, health
-    async def tick(self) -> None:
-        """Run one housekeeping pass now (SEMANTICS §3.1)."""
-        raise NotImplementedError
-
+    # ------------------------------------------------------------------ health
     async def health(self) -> Health:
-        raise NotImplementedError
+        checks: list[HealthCheck] = []
+        if self.host is not None and hasattr(self.host, "health"):
+            checks.extend(self.host.health(self))
+        if self._memory.enabled and self._memory.level != "normal":
+            checks.append(
+                HealthCheck(
+                    component="memory",
+                    state="degraded",
+                    detail=f"memory {self._memory.level}: "
+                    f"{self._memory.last_bytes} bytes of {self._memory.limit}",
+                )
+            )
+        if self.state == "starting":
+            status = "starting"
+        elif self.state == "ready":
+            status = "degraded" if any(c.state in ("degraded", "down") for c in checks) else "ok"
+        else:
+            status = self.state
+        return Health(
+            status=status,
+            state=self.state,
+            version=self.version,
+            uptime_seconds=int(self.clock.monotonic() - self._started_mono),
+            checks=checks,
+            memory_level=self._memory.level,
+        )
+
+    # ------------------------------------------------------------------ workers
+    async def run_worker(self, queue: str, handler: Any, **kw: Any) -> WorkerStats:
+        from rustqueue_core.worker import run_worker
+
+        return await run_worker(self, queue, handler, **kw)
+
+    async def dispatch_next(self, queue: str) -> str | None:
+        from rustqueue_core.worker import dispatch_next
+
+        return await dispatch_next(self, queue)
+
+    def __repr__(self) -> str:
+        return f"<RustQueue state={self.state} storage={type(self.storage).__name__}>"
 
 
 Engine = RustQueue
+
+__all__ = ["Engine", "RustQueue"]

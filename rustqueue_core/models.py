@@ -14,7 +14,9 @@ import msgspec
 if TYPE_CHECKING:
     from rustqueue_core.storage import Storage
 
-JobStateName = Literal["created", "waiting", "delayed", "active", "completed", "failed", "dlq", "cancelled", "blocked"]
+JobStateName = Literal[
+    "created", "waiting", "delayed", "active", "completed", "failed", "dlq", "cancelled", "blocked"
+]
 BackoffName = Literal["fixed", "linear", "exponential"]
 OrderingName = Literal["max_first", "min_first", "fifo", "lifo"]
 PriorityKind = Literal["numeric", "text"]
@@ -156,8 +158,14 @@ class QueueCounts(msgspec.Struct, kw_only=True):
     @property
     def total(self) -> int:
         return (
-            self.waiting + self.active + self.delayed + self.completed + self.failed + self.dlq
-            + self.blocked + self.cancelled
+            self.waiting
+            + self.active
+            + self.delayed
+            + self.completed
+            + self.failed
+            + self.dlq
+            + self.blocked
+            + self.cancelled
         )
 
 
@@ -329,6 +337,8 @@ class Credentials(msgspec.Struct, kw_only=True):
     scheme: str | None = None
     header: str | None = None
     peer: str | None = None
+    #: Raw ``X-Forwarded-For`` header of an HTTP request; honoured only for peers the auth plugin trusts.
+    forwarded_for: str | None = None
 
 
 class Principal(msgspec.Struct, kw_only=True):

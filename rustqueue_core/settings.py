@@ -50,7 +50,7 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     max_dag_depth: int = 10
     max_backoff_ms: int = 604_800_000
     retention: RetentionSettings = RetentionSettings()
-    job_defaults: JobDefaults = JobDefaults()
+    job_defaults: JobDefaults = msgspec.field(default_factory=JobDefaults)
     queues: tuple[QueueConfig, ...] = ()
     housekeeping: bool = True
     memory_limit_mb: float | None = None

@@ -71,6 +71,9 @@ class CompleteOutcome(msgspec.Struct, kw_only=True):
     job: Job | None = None
     #: Indexes into ``spawned`` that were skipped for a held unique key, with the holder id.
     skipped: list[tuple[int, str | None]] = msgspec.field(default_factory=list)
+    #: Ids of ``blocked`` jobs that depend on this one, read in the same transaction; ``None`` when the
+    #: backend does not report them (the engine then looks them up after commit).
+    blocked_children: list[str] | None = None
 
 
 class ChangeOutcome(msgspec.Struct, kw_only=True):
@@ -102,6 +105,8 @@ class JobFilter(msgspec.Struct, kw_only=True):
     updated_before: datetime | None = None
     #: with the two bounds above: only jobs that no blocked job depends on (retention, SEMANTICS §2.10.7)
     without_blocked_children: bool = False
+    #: only jobs whose ``remove_on_complete`` flag equals this (deferred deletions, SEMANTICS §2.6)
+    remove_on_complete: bool | None = None
     #: sort order of results: "id" (stable paging), "sort_key" (claim order), "updated_desc" (DLQ listing)
     order: str = "id"
 

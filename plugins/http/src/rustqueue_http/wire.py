@@ -1,0 +1,310 @@
+"""JSON shapes of the HTTP API: request bodies (decoded with msgspec in one pass) and response encoding.
+
+Job objects follow the original's key order; every optional key is ``null`` except ``metadata``, which
+is left out when absent. Timestamps are RFC 3339 UTC with a ``Z`` suffix (msgspec's encoding of aware
+UTC datetimes), except ``next_attempt_at`` of a fail response, which uses ``+00:00`` as the original does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from msgspec.structs import asdict
+
+from rustqueue_core.errors import ValidationError
+from rustqueue_core.models import (
+    BatchResult,
+    FlowInfo,
+    Job,
+    JobOptions,
+    NewJob,
+    Priority,
+    QueueCounts,
+    QueueInfo,
+    Schedule,
+)
+
+# Job fields that never leave the process over HTTP. ``lease_token`` is added back on pull responses only.
+HIDDEN_JOB_FIELDS = (
+    "deliveries",
+    "lease_token",
+    "lease_expires_at",
+    "lease_ms",
+    "expires_at",
+    "deadline_at",
+    "sort_key",
+)
+COUNT_KEYS = ("waiting", "active", "delayed", "completed", "failed", "dlq", "blocked", "cancelled")
+FLOW_SUMMARY_KEYS = ("total", "waiting", "active", "blocked", "completed", "failed", "dlq")
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+encode = msgspec.json.encode
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+class PushItem(msgspec.Struct, kw_only=True):
+    """One push: ``name`` and ``data`` (required; ``data`` may be null) plus flattened options.
+
+    A nested ``options`` object is not a field, so it is ignored exactly as the original ignores it."""
+
+    name: str
+    data: Any
+    priority: Priority | None = None
+    delay_ms: int | None = None
+    max_attempts: int | None = None
+    backoff: str | None = None
+    backoff_delay_ms: int | None = None
+    ttl_ms: int | None = None
+    timeout_ms: int | None = None
+    unique_key: str | None = None
+    tags: list[str] | None = None
+    group_id: str | None = None
+    lifo: bool | None = None
+    remove_on_complete: bool | None = None
+    remove_on_fail: bool | None = None
+    custom_id: str | None = None
+    metadata: Any = None
+    depends_on: list[str] | None = None
+    flow_id: str | None = None
+
+    def to_new_job(self, queue: str) -> NewJob:
+        return NewJob(
+            queue=queue,
+            name=self.name,
+            data=self.data,
+            options=JobOptions(
+                priority=self.priority,
+                delay_ms=self.delay_ms,
+                max_attempts=self.max_attempts,
+                backoff=self.backoff,
+                backoff_delay_ms=self.backoff_delay_ms,
+                ttl_ms=self.ttl_ms,
+                timeout_ms=self.timeout_ms,
+                unique_key=self.unique_key,
+                tags=self.tags,
+                group_id=self.group_id,
+                lifo=self.lifo,
+                remove_on_complete=self.remove_on_complete,
+                remove_on_fail=self.remove_on_fail,
+                custom_id=self.custom_id,
+                metadata=self.metadata,
+                depends_on=self.depends_on,
+                flow_id=self.flow_id,
+            ),
+        )
+
+
+class AckBody(msgspec.Struct, kw_only=True):
+    result: Any = None
+    lease_token: str | None = None
+
+
+class FailBody(msgspec.Struct, kw_only=True):
+    error: str
+    lease_token: str | None = None
+    retry_delay_ms: int | None = None
+    dead: bool = False
+
+
+class ProgressBody(msgspec.Struct, kw_only=True):
+    progress: int
+    message: str | None = None
+    lease_token: str | None = None
+
+
+class LeaseBody(msgspec.Struct, kw_only=True):
+    """Optional body of heartbeat and release: only the fencing credential is read."""
+
+    lease_token: str | None = None
+
+
+class AckBatchItem(msgspec.Struct, kw_only=True):
+    id: str
+    result: Any = None
+    lease_token: str | None = None
+
+
+class AckBatchBody(msgspec.Struct, kw_only=True):
+    items: list[AckBatchItem] | None = None
+    ids: list[str] | None = None
+
+
+class IdsBody(msgspec.Struct, kw_only=True):
+    ids: list[str] | None = None
+
+
+class ScheduleBody(msgspec.Struct, kw_only=True):
+    """Create-schedule body. Unset keys are not passed on, so engine defaults apply."""
+
+    name: str
+    queue: str
+    job_name: str
+    job_data: Any = None
+    job_options: JobOptions | None = None
+    cron_expr: str | msgspec.UnsetType | None = msgspec.UNSET
+    every_ms: int | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: str | msgspec.UnsetType | None = msgspec.UNSET
+    max_executions: int | msgspec.UnsetType | None = msgspec.UNSET
+    run_immediately: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def to_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "queue": self.queue,
+            "job_name": self.job_name,
+            "job_data": self.job_data,
+            "job_options": None if self.job_options is None else options_to_dict(self.job_options),
+        }
+        for key in ("cron_expr", "every_ms", "timezone", "max_executions", "run_immediately"):
+            value = getattr(self, key)
+            if value is not msgspec.UNSET:
+                fields[key] = value
+        return fields
+
+
+PUSH_DECODER: msgspec.json.Decoder[PushItem | list[PushItem]] = msgspec.json.Decoder(
+    PushItem | list[PushItem]
+)
+ACK_DECODER = msgspec.json.Decoder(AckBody)
+FAIL_DECODER = msgspec.json.Decoder(FailBody)
+PROGRESS_DECODER = msgspec.json.Decoder(ProgressBody)
+LEASE_DECODER = msgspec.json.Decoder(LeaseBody)
+ACK_BATCH_DECODER = msgspec.json.Decoder(AckBatchBody)
+IDS_DECODER = msgspec.json.Decoder(IdsBody)
+SCHEDULE_DECODER = msgspec.json.Decoder(ScheduleBody)
+
+
+class WireError(Exception):
+    """An error known only by its wire code and status (e.g. one item of a batch outcome)."""
+
+    def __init__(self, code: str, status: int, message: str, *, with_details: bool = True) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+        self.with_details = with_details
+
+
+class MalformedBody(ValidationError):
+    """The body is not JSON at all (HTTP 400)."""
+
+
+class UnprocessableBody(ValidationError):
+    """The body is JSON of the wrong shape (HTTP 422)."""
+
+    status = 422
+
+
+def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """One msgspec decode; JSON errors → 400, shape errors → 422, both as VALIDATION_ERROR."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise UnprocessableBody(f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(f"Invalid JSON: {exc}") from None
+
+
+def decode_optional_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """Like ``decode_body`` but an empty (or whitespace) body means "no body" (the SDKs' empty ack)."""
+    if not body or body.isspace():
+        return None
+    return decode_body(decoder, body)
+
+
+def lenient_lease_token(body: bytes) -> str | None:
+    """Heartbeat and cancel ignore whatever is sent; only a well-formed ``lease_token`` is honoured."""
+    if not body or body.isspace():
+        return None
+    try:
+        return LEASE_DECODER.decode(body).lease_token
+    except msgspec.DecodeError:
+        return None
+
+
+def check_job_id(job_id: str) -> str:
+    if _UUID_RE.match(job_id) is None:
+        raise MalformedBody("Invalid job ID format")
+    return job_id.lower()
+
+
+# --------------------------------------------------------------------------- response shapes
+
+
+def job_to_wire(job: Job, *, with_lease: bool = False) -> dict[str, Any]:
+    wire = asdict(job)
+    for key in HIDDEN_JOB_FIELDS:
+        del wire[key]
+    if wire["metadata"] is None:
+        del wire["metadata"]
+    if with_lease:
+        wire["lease_token"] = job.lease_token
+    return wire
+
+
+def jobs_to_wire(jobs: Iterable[Job], *, with_lease: bool = False) -> list[dict[str, Any]]:
+    return [job_to_wire(job, with_lease=with_lease) for job in jobs]
+
+
+def options_to_dict(options: JobOptions) -> dict[str, Any]:
+    wire = asdict(options)
+    if wire["metadata"] is None:
+        del wire["metadata"]
+    return wire
+
+
+def schedule_to_wire(schedule: Schedule) -> dict[str, Any]:
+    wire = asdict(schedule)
+    if schedule.job_options is not None:
+        wire["job_options"] = options_to_dict(schedule.job_options)
+    return wire
+
+
+def counts_to_wire(counts: QueueCounts) -> dict[str, int]:
+    return {key: getattr(counts, key) for key in COUNT_KEYS}
+
+
+def queue_info_to_wire(info: QueueInfo) -> dict[str, Any]:
+    return {"name": info.name, "counts": counts_to_wire(info.counts), "paused": info.paused}
+
+
+def flow_to_wire(flow: FlowInfo) -> dict[str, Any]:
+    summary: dict[str, int] = {key: int(flow.summary.get(key, 0)) for key in FLOW_SUMMARY_KEYS}
+    for key, value in flow.summary.items():
+        summary.setdefault(key, int(value))
+    return {"ok": True, "flow_id": flow.flow_id, "jobs": jobs_to_wire(flow.jobs), "summary": summary}
+
+
+def offset_timestamp(value: datetime) -> str:
+    """``next_attempt_at`` as the original prints it: RFC 3339 with a ``+00:00`` offset."""
+    return value.isoformat()
+
+
+def batch_outcomes(result: BatchResult) -> dict[str, Any]:
+    """Per-item outcomes in the TCP ``ack_batch`` shape, shared by every HTTP batch route."""
+    results: list[dict[str, Any]] = []
+    for item in result.results:
+        if item.ok:
+            results.append({"id": item.id, "ok": True})
+        else:
+            error = {"code": item.error_code, "message": item.error_message}
+            results.append({"id": item.id, "ok": False, "error": error})
+    return {"ok": result.failed == 0, "acked": result.ok, "failed": result.failed, "results": results}
+
+
+def error_body(code: str, message: str, *, details: Any = None, with_details: bool = True) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if with_details:
+        error["details"] = details
+    return encode({"ok": False, "error": error})
+
+
+def mapping_or_empty(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return value if value is not None else {}

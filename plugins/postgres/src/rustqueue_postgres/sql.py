@@ -1,0 +1,234 @@
+"""SQL text of the PostgreSQL backend, built once per schema.
+
+Batches travel as one JSON document in each direction: inputs are ``msgspec``-encoded lists read with
+``json_to_recordset`` (one parameter, one statement, no per-row Python work), and results are
+``json_agg`` of ``json_build_object`` rows decoded by one typed ``msgspec`` decoder. ``bytea`` travels
+as base64 in both directions (msgspec's encoding of ``bytes``).
+"""
+
+from __future__ import annotations
+
+from rustqueue_core.models import JOB_FIELDS
+from rustqueue_postgres.schema import JOB_COLUMNS
+
+_COLUMN_LIST = ", ".join(JOB_COLUMNS)
+
+
+def job_json(alias: str) -> str:
+    """A ``json_build_object`` of every Job field of the row ``alias`` (timestamps in UTC)."""
+    parts = []
+    for name in JOB_FIELDS:
+        if name == "sort_key":
+            expr = f"translate(encode({alias}.sort_key, 'base64'), E'\\n', '')"
+        else:
+            expr = f"{alias}.{name}"
+        parts.append(f"'{name}', {expr}")
+    return "json_build_object(" + ", ".join(parts) + ")"
+
+
+def recordset_columns(columns: dict[str, str]) -> str:
+    """Column definitions of a ``json_to_recordset`` alias; bytea travels as base64 text."""
+    return ", ".join(f"{name} {'text' if t == 'bytea' else t}" for name, t in columns.items())
+
+
+def recordset_columns_as_text(columns: dict[str, str]) -> str:
+    """Like :func:`recordset_columns` with JSON columns read as text holding encoded JSON."""
+    return ", ".join(f"{name} {'text' if t in ('bytea', 'json') else t}" for name, t in columns.items())
+
+
+def from_recordset(alias: str, name: str, sql_type: str, *, json_as_text: bool = False) -> str:
+    if sql_type == "bytea":
+        return f"decode({alias}.{name}, 'base64')"
+    if sql_type == "json" and json_as_text:
+        # Casting text to json validates without unescaping, so "\u0000" inside payloads survives
+        # (PostgreSQL cannot unescape it into text, which json_to_recordset would do).
+        return f"{alias}.{name}::json"
+    return f"{alias}.{name}"
+
+
+#: Job columns stored as ``json``: pass them pre-encoded (as JSON strings) for the NUL-safe insert.
+JSON_COLUMNS = tuple(name for name, t in JOB_COLUMNS.items() if t == "json")
+
+
+class Statements:
+    """Every fixed statement for one quoted schema name. ``notify`` adds ``pg_notify`` calls on the
+    channel passed as the last parameter."""
+
+    def __init__(self, schema: str, *, notify: bool) -> None:
+        s = schema
+        self.schema = s
+        self.notify = notify
+        jobs = f"{s}.jobs"
+        self.jobs = jobs
+
+        # ---- insert: ON CONFLICT DO NOTHING covers the primary key (a retried batch that already
+        # committed) and the unique-key index; the caller inspects what was not inserted.
+        values = ", ".join(from_recordset("x", n, t) for n, t in JOB_COLUMNS.items())
+        insert_core = (
+            f"INSERT INTO {jobs} ({_COLUMN_LIST}) SELECT {values} "
+            f"FROM json_to_recordset($1::text::json) AS x({recordset_columns(JOB_COLUMNS)}) "
+            "ON CONFLICT DO NOTHING RETURNING id, queue, state"
+        )
+        self.insert = (
+            f"WITH ins AS ({insert_core}){self._notify_cte('ins', 2)} "
+            f"SELECT array_agg(id){self._notify_count()} FROM ins"
+        )
+        text_values = ", ".join(from_recordset("x", n, t, json_as_text=True) for n, t in JOB_COLUMNS.items())
+        insert_text_core = (
+            f"INSERT INTO {jobs} ({_COLUMN_LIST}) SELECT {text_values} "
+            f"FROM json_to_recordset($1::text::json) AS x({recordset_columns_as_text(JOB_COLUMNS)}) "
+            "ON CONFLICT DO NOTHING RETURNING id, queue, state"
+        )
+        #: The same insert with JSON columns passed as encoded strings (payloads containing \u0000).
+        self.insert_json_as_text = (
+            f"WITH ins AS ({insert_text_core}){self._notify_cte('ins', 2)} "
+            f"SELECT array_agg(id){self._notify_count()} FROM ins"
+        )
+        self.unique_holders = (
+            f"SELECT j.queue, j.unique_key, j.id FROM {jobs} j "
+            "JOIN unnest($1::text[], $2::text[]) AS k(queue, unique_key) "
+            "ON j.queue = k.queue AND j.unique_key = k.unique_key "
+            "WHERE j.state IN ('waiting', 'delayed', 'blocked', 'active')"
+        )
+        self.existing_ids = f"SELECT id FROM {jobs} WHERE id = ANY($1::text[])"
+        self.get_jobs = f"SELECT json_agg({job_json('j')})::text FROM {jobs} j WHERE j.id = ANY($1::text[])"
+        self.cas_view = f"SELECT id, state, lease_token, worker_id FROM {jobs} WHERE id = ANY($1::text[])"
+
+        # ---- claim
+        waiting = (
+            f"SELECT id FROM {jobs} WHERE queue = $1 AND state = 'waiting' "
+            "AND (expires_at IS NULL OR expires_at > $2) ORDER BY sort_key LIMIT $3 FOR UPDATE SKIP LOCKED"
+        )
+        self.claim = (
+            f"WITH picked AS (SELECT c.id, row_number() OVER () AS rn FROM ({waiting}) c), "
+            f"{self._claim_update('picked')} "
+            f"SELECT json_agg({job_json('u')} ORDER BY u.sort_key)::text FROM upd u"
+        )
+        self.group_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
+        self.claim_grouped = (
+            "WITH active AS ("
+            f"SELECT group_id, count(*) AS n FROM {jobs} WHERE queue = $1 AND state = 'active' "
+            "AND group_id IS NOT NULL GROUP BY group_id), "
+            f"cand AS (SELECT j.id, j.group_id, j.sort_key FROM {jobs} j WHERE j.queue = $1 "
+            "AND j.state = 'waiting' AND (j.expires_at IS NULL OR j.expires_at > $2) "
+            "AND (j.group_id IS NULL OR NOT EXISTS ("
+            "SELECT 1 FROM active a WHERE a.group_id = j.group_id AND a.n >= $7)) "
+            "ORDER BY j.sort_key LIMIT $8 FOR UPDATE SKIP LOCKED), "
+            "ranked AS (SELECT c.id, c.group_id, c.sort_key, "
+            "row_number() OVER (PARTITION BY c.group_id ORDER BY c.sort_key) AS grn FROM cand c), "
+            "picked AS (SELECT r.id, row_number() OVER (ORDER BY r.sort_key) AS rn FROM ranked r "
+            "LEFT JOIN active a ON a.group_id = r.group_id "
+            "WHERE r.group_id IS NULL OR r.grn + coalesce(a.n, 0) <= $7 ORDER BY r.sort_key LIMIT $3), "
+            f"{self._claim_update('picked')} "
+            f"SELECT (SELECT json_agg({job_json('u')} ORDER BY u.sort_key)::text FROM upd u), "
+            "(SELECT count(*) FROM cand)"
+        )
+
+        # ---- complete
+        complete_cols = "idx integer, id text, result text, lease_token text, consumer_id text"
+        children = (
+            f"ARRAY(SELECT c.id FROM {jobs} c WHERE c.depends_on <> '{{}}' "
+            "AND c.depends_on @> ARRAY[u.id] AND c.state = 'blocked' ORDER BY c.id)"
+        )
+        self.complete = (
+            f"WITH i AS (SELECT * FROM json_to_recordset($1::text::json) AS i({complete_cols})), "
+            f"upd AS (UPDATE {jobs} j SET state = 'completed', result = i.result::json, completed_at = $2, "
+            "updated_at = $2, lease_token = NULL, lease_expires_at = NULL, lease_ms = NULL, "
+            "deadline_at = NULL, last_heartbeat = NULL FROM i WHERE j.id = i.id AND j.state = 'active' "
+            "AND (i.lease_token IS NULL OR j.lease_token = i.lease_token) "
+            "AND (i.consumer_id IS NULL OR j.worker_id = i.consumer_id) RETURNING i.idx, j.*) "
+            f"SELECT json_agg(json_build_object('idx', u.idx, 'job', {job_json('u')}, "
+            f"'children', {children}))::text FROM upd u"
+        )
+
+        # ---- promote
+        self.promote_due = (
+            f"WITH due AS (SELECT id FROM {jobs} WHERE state = 'delayed' AND delay_until <= $1 "
+            "ORDER BY delay_until LIMIT $2 FOR UPDATE SKIP LOCKED), "
+            f"upd AS (UPDATE {jobs} j SET state = 'waiting', delay_until = NULL, updated_at = $1 "
+            f"FROM due WHERE j.id = due.id RETURNING j.id, j.queue, j.state){self._notify_cte('upd', 3)} "
+            f"SELECT json_agg(json_build_array(id, queue))::text{self._notify_count()} FROM upd"
+        )
+
+        # ---- counts, names
+        self.count_all = f"SELECT queue, state, count(*) FROM {jobs} GROUP BY queue, state"
+        self.count_some = (
+            f"SELECT queue, state, count(*) FROM {jobs} WHERE queue = ANY($1::text[]) GROUP BY queue, state"
+        )
+        # A loose index scan: one index probe per distinct queue instead of reading every row.
+        self.queue_names = (
+            f"WITH RECURSIVE q AS (SELECT min(queue) AS name FROM {jobs} UNION ALL "
+            f"SELECT (SELECT min(queue) FROM {jobs} WHERE queue > q.name) FROM q WHERE q.name IS NOT NULL) "
+            f"SELECT name FROM q WHERE name IS NOT NULL UNION SELECT name FROM {s}.queue_configs "
+            "ORDER BY 1"
+        )
+        self.rename_jobs = (
+            f"WITH upd AS (UPDATE {jobs} SET queue = $2, updated_at = $3 WHERE queue = $1 "
+            f"RETURNING queue, state){self._notify_cte('upd', 4)} "
+            f"SELECT count(*){self._notify_count()} FROM upd"
+        )
+
+        # ---- queue configs and schedules
+        self.get_configs = f"SELECT config::text FROM {s}.queue_configs ORDER BY name"
+        self.get_config = f"SELECT config::text FROM {s}.queue_configs WHERE name = $1"
+        self.put_config = (
+            f"INSERT INTO {s}.queue_configs (name, config) VALUES ($1, $2::text::json) "
+            "ON CONFLICT (name) DO UPDATE SET config = excluded.config"
+        )
+        self.delete_config = f"DELETE FROM {s}.queue_configs WHERE name = $1"
+        self.put_schedule = (
+            f"INSERT INTO {s}.schedules (name, paused, next_run_at, schedule) "
+            "VALUES ($1, $2, $3, $4::text::json) "
+            "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, next_run_at = excluded.next_run_at, "
+            "schedule = excluded.schedule"
+        )
+        self.get_schedule = f"SELECT schedule::text FROM {s}.schedules WHERE name = $1"
+        self.lock_schedule = f"SELECT schedule::text FROM {s}.schedules WHERE name = $1 FOR UPDATE"
+        self.list_schedules = f"SELECT schedule::text FROM {s}.schedules ORDER BY name"
+        self.list_active_schedules = (
+            f"SELECT schedule::text FROM {s}.schedules WHERE NOT paused ORDER BY name"
+        )
+        self.delete_schedule = f"DELETE FROM {s}.schedules WHERE name = $1 RETURNING name"
+
+    # ------------------------------------------------------------------ pieces
+    def _claim_update(self, picked: str) -> str:
+        return (
+            f"upd AS (UPDATE {self.jobs} j SET state = 'active', started_at = $2, updated_at = $2, "
+            "deliveries = j.deliveries + 1, worker_id = $4, lease_token = ($5::text[])[p.rn], "
+            "lease_ms = $6::bigint, lease_expires_at = $2 + $6::bigint * interval '1 millisecond', "
+            "deadline_at = CASE WHEN j.timeout_ms > 0 THEN $2 + j.timeout_ms * interval '1 millisecond' END, "
+            f"last_heartbeat = NULL, delay_until = NULL FROM {picked} p WHERE j.id = p.id RETURNING j.*)"
+        )
+
+    def _notify_cte(self, source: str, channel_param: int) -> str:
+        if not self.notify:
+            return ""
+        return (
+            f", notified AS MATERIALIZED (SELECT pg_notify(${channel_param}::text, q) AS sent FROM "
+            f"(SELECT DISTINCT queue AS q FROM {source} WHERE state = 'waiting') z)"
+        )
+
+    def _notify_count(self) -> str:
+        return ", (SELECT count(*) FROM notified)" if self.notify else ", 0"
+
+    def transition(self, fields: tuple[str, ...]) -> str:
+        """A batched compare-and-set setting ``fields`` from a JSON recordset (``u_<field>`` keys; JSON
+        columns arrive as encoded strings)."""
+        cols = {f"u_{name}": JOB_COLUMNS[name] for name in fields}
+        definition = "idx integer, id text, expected text[], lease_token text, consumer_id text" + "".join(
+            f", {c} {'text' if t in ('bytea', 'json') else t}" for c, t in cols.items()
+        )
+        sets = ", ".join(
+            f"{name} = {from_recordset('i', f'u_{name}', JOB_COLUMNS[name], json_as_text=True)}"
+            for name in fields
+        )
+        sets = f"{sets}, updated_at = $2" if sets else "updated_at = $2"
+        return (
+            f"WITH i AS (SELECT * FROM json_to_recordset($1::text::json) AS i({definition})), "
+            f"upd AS (UPDATE {self.jobs} j SET {sets} FROM i WHERE j.id = i.id AND j.state = ANY(i.expected) "
+            "AND (i.lease_token IS NULL OR j.lease_token = i.lease_token) "
+            "AND (i.consumer_id IS NULL OR j.worker_id = i.consumer_id) RETURNING i.idx, j.*)"
+            f"{self._notify_cte('upd', 3)} "
+            f"SELECT (SELECT json_agg(json_build_object('idx', u.idx, 'job', {job_json('u')}))::text "
+            f"FROM upd u){self._notify_count()}"
+        )

@@ -1,0 +1,84 @@
+"""Three processes with different batch sizes claim from one database: every job is handed out once.
+
+(The conformance suite covers two processes and racing unique keys.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+from rustqueue_postgres.storage import PostgresStorage
+
+from rustqueue_core.ids import new_ids
+from rustqueue_core.models import Job
+from rustqueue_core.sortkey import sort_key, timestamp_us
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+CLAIMER = r"""
+import asyncio, json, sys
+from datetime import UTC, datetime
+from rustqueue_postgres.storage import PostgresStorage
+
+async def main(url: str, batch: int) -> None:
+    storage = PostgresStorage(url)
+    await storage.open()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    taken: list[str] = []
+    empty = 0
+    try:
+        while empty < 3:
+            jobs = await storage.claim("shared", batch, now, consumer_id=sys.argv[3], lease_ms=60_000)
+            if not jobs:
+                empty += 1
+                await asyncio.sleep(0.05)
+                continue
+            empty = 0
+            taken.extend(j.id for j in jobs)
+    finally:
+        await storage.close()
+    print(json.dumps(taken))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def _run(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    return out.decode().strip().splitlines()[-1]
+
+
+def _jobs(n: int) -> list[Job]:
+    return [
+        Job(
+            id=job_id,
+            name="n",
+            queue="shared",
+            created_at=NOW,
+            updated_at=NOW,
+            sort_key=sort_key("max_first", 0, False, timestamp_us(NOW), raw),
+        )
+        for job_id, raw in new_ids(n)
+    ]
+
+
+async def test_two_processes_never_receive_the_same_job(pg_url: str, pg_storage: PostgresStorage) -> None:
+    jobs = _jobs(900)
+    for start in range(0, len(jobs), 300):
+        await pg_storage.insert_jobs(jobs[start : start + 300], NOW)
+    outputs = await asyncio.gather(
+        _run("-c", CLAIMER, pg_url, "7", "p1"),
+        _run("-c", CLAIMER, pg_url, "13", "p2"),
+        _run("-c", CLAIMER, pg_url, "1", "p3"),
+    )
+    taken = [job_id for out in outputs for job_id in json.loads(out)]
+    assert len(taken) == len(set(taken)) == len(jobs)
+    assert all(json.loads(out) for out in outputs), "every process got work"
+    counts = await pg_storage.count_jobs(["shared"])
+    assert counts["shared"].active == len(jobs) and counts["shared"].waiting == 0

@@ -1,0 +1,337 @@
+"""Group commit for the SQLite backend: one writer connection, many callers per COMMIT.
+
+Callers submit write operations (plain functions of a ``sqlite3.Connection``). Everything submitted
+runs in ONE ``BEGIN IMMEDIATE`` transaction per group (each operation isolated by a SAVEPOINT when the
+group holds more than one, so a failing operation undoes only itself); each caller's future resolves
+only after that COMMIT. Concurrent calls therefore share commits, and every call returns after its
+effects are committed.
+
+Two executors share the one connection (serialised by a lock):
+
+* the **loop fast path**: operations submitted from the owning event loop during one loop iteration
+  form a group that runs at the end of that iteration on the loop thread. It never waits for a lock:
+  ``BEGIN IMMEDIATE`` is tried without a busy timeout, and a busy file hands the group to the thread.
+  Used with ``synchronous=NORMAL``, where a COMMIT does not fsync. This avoids two thread hand-offs
+  per call, which cost more than a small claim or ack.
+* the **writer thread** drains a queue of operations (from other threads or loops, from busy fast-path
+  groups, and every write with ``synchronous=FULL``, whose fsync must not block the loop), waiting
+  for other processes' write locks with a bounded retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger("rustqueue.storage.sqlite")
+
+T = TypeVar("T")
+WriteFn = Callable[..., Any]
+
+#: Largest number of operations committed together (bounds latency of the first caller in a group).
+MAX_GROUP = 512
+#: How long a write waits for another process's write lock before failing.
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+
+
+def is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def connect(
+    path: Path | str, *, synchronous: str, busy_timeout_s: float, readonly: bool = False
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with the backend's pragmas.
+    ``busy_timeout_s = 0`` makes lock waits fail at once (the caller retries)."""
+    conn = sqlite3.connect(
+        str(path),
+        timeout=min(busy_timeout_s, 5.0),
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=512,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(min(busy_timeout_s, 5.0) * 1000)}")
+    if not readonly:
+        _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), busy_timeout_s)
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -16000")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    return conn
+
+
+def _retry_busy(fn: Callable[[], T], budget_s: float) -> T:
+    """Run ``fn``, retrying while another process holds a lock, for up to ``budget_s`` seconds."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.001
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+class _Op:
+    __slots__ = ("args", "fn", "future", "loop")
+
+    def __init__(
+        self, fn: WriteFn, args: tuple[Any, ...], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ):
+        self.fn = fn
+        self.args = args
+        self.future = future
+        self.loop = loop
+
+
+_STOP = object()
+
+
+def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in done:
+        if future.done():
+            continue  # the caller was cancelled; its effects are committed all the same
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class GroupCommitWriter:
+    """The single writer of one SQLite file in this process."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        on_open: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._on_open = on_open
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
+        self._fast_path = synchronous.upper() != "FULL"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Op] = []
+        self._flush_scheduled = False
+        #: operations handed to the thread and not yet finished; while any exist, new ones follow them
+        self._thread_backlog = 0
+        self._backlog_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self.commits = 0
+        self.operations = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._run, name=f"rustqueue-sqlite-writer:{self.path}", daemon=True
+        )
+        self._thread.start()
+        await asyncio.to_thread(self._ready.wait)
+        if self._open_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._open_error
+
+    async def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        if self._pending:
+            self._flush_pending()  # calls submitted before close still commit
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+        closed = RuntimeError("SQLite storage is closed")
+        while True:  # anything queued after the stop marker was never run
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not _STOP:
+                self._deliver([op], [(False, closed)])
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    async def submit(self, fn: WriteFn, *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` inside the next group transaction; return after its COMMIT."""
+        if self._thread is None:
+            raise RuntimeError("SQLite storage is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        op = _Op(fn, args, future, loop)
+        if self._fast_path and loop is self._loop and self._thread_backlog == 0:
+            self._pending.append(op)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush_pending)
+        else:
+            self._to_thread([op])
+        return await future
+
+    def _to_thread(self, ops: list[_Op]) -> None:
+        with self._backlog_lock:
+            self._thread_backlog += len(ops)
+        for op in ops:
+            self._queue.put(op)
+
+    # ------------------------------------------------------------------ loop fast path
+    def _flush_pending(self) -> None:
+        self._flush_scheduled = False
+        group, self._pending = self._pending, []
+        if not group:
+            return
+        conn = self._conn
+        if conn is None or self._thread_backlog or not self._conn_lock.acquire(blocking=False):
+            self._to_thread(group)
+            return
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                self._to_thread(group)  # another process writes: let the thread wait for it
+                return
+            outcomes = self._execute_group(conn, group)
+        except BaseException as exc:
+            outcomes = [(False, exc)] * len(group)
+        finally:
+            self._conn_lock.release()
+        for op, (ok, value) in zip(group, outcomes, strict=True):
+            if op.future.done():
+                continue
+            if ok:
+                op.future.set_result(value)
+            else:
+                op.future.set_exception(value)
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        try:
+            conn = connect(self.path, synchronous=self._synchronous, busy_timeout_s=self._busy_timeout_s)
+            if self._on_open is not None:
+                on_open = self._on_open
+                _retry_busy(lambda: on_open(conn), self._busy_timeout_s)
+            # lock waits are retried explicitly (never inside a call on the loop thread)
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._conn = conn
+        except BaseException as exc:
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                group: list[_Op] = [first]
+                while len(group) < MAX_GROUP:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stopping = True
+                        break
+                    group.append(nxt)
+                with self._conn_lock:
+                    self._run_group(conn, group)
+                with self._backlog_lock:
+                    self._thread_backlog -= len(group)
+        finally:
+            with self._conn_lock:
+                self._conn = None
+                try:
+                    conn.execute("PRAGMA optimize")
+                except sqlite3.Error:
+                    pass
+                conn.close()
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        _retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), self._busy_timeout_s)
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
+        try:
+            self._begin(conn)
+        except BaseException as exc:
+            self._deliver(group, [(False, exc)] * len(group))
+            return
+        self._deliver(group, self._execute_group(conn, group))
+
+    def _execute_group(self, conn: sqlite3.Connection, group: list[_Op]) -> list[tuple[bool, Any]]:
+        """Run ``group`` inside the open transaction and commit; one outcome per operation."""
+        outcomes: list[tuple[bool, Any]] = []
+        if len(group) == 1:
+            op = group[0]
+            try:
+                outcomes.append((True, op.fn(conn, *op.args)))
+            except BaseException as exc:
+                self._rollback(conn)
+                return [(False, exc)]
+        else:
+            for op in group:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op.fn(conn, *op.args)
+                except BaseException as exc:
+                    try:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                    except sqlite3.Error:
+                        pass
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((True, value))
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback(conn)
+            return [(False, exc)] * len(group)
+        self.commits += 1
+        self.operations += len(group)
+        return outcomes
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rollback failed")
+
+    @staticmethod
+    def _deliver(group: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for op, (ok, value) in zip(group, outcomes, strict=True):
+            by_loop.setdefault(op.loop, []).append((op.future, ok, value))
+        for loop, done in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, done)
+            except RuntimeError:
+                pass  # the caller's loop is closed: nobody is waiting any more

@@ -1,0 +1,87 @@
+"""UUIDv7 job ids, monotonic within the process (RFC 9562 §6.2, method 1: fixed-length counter).
+
+Layout: 48-bit Unix ms timestamp | version 7 | 12-bit counter high | variant | 30-bit counter low |
+32 random bits. The 42-bit counter is seeded randomly (top bit clear, leaving room to count) each new
+millisecond and incremented within one; when it overflows the timestamp is advanced by one, so ids
+never go backwards even if the system clock does.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_COUNTER_BITS = 42
+_COUNTER_MAX = (1 << _COUNTER_BITS) - 1
+_SEED_MASK = (1 << (_COUNTER_BITS - 1)) - 1
+
+
+class UUIDv7Generator:
+    """Thread-safe monotonic UUIDv7 source."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+
+    def _next_ints(self, n: int) -> list[int]:
+        out: list[int] = []
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms > self._last_ms:
+                self._last_ms = ms
+                self._counter = int.from_bytes(os.urandom(6), "big") & _SEED_MASK
+            else:
+                ms = self._last_ms
+            rand = os.urandom(4 * n)
+            counter = self._counter
+            for i in range(n):
+                counter += 1
+                if counter > _COUNTER_MAX:
+                    ms += 1
+                    counter = int.from_bytes(os.urandom(6), "big") & _SEED_MASK
+                tail = int.from_bytes(rand[4 * i : 4 * i + 4], "big")
+                value = (
+                    (ms << 80)
+                    | (0x7 << 76)
+                    | ((counter >> 30) << 64)
+                    | (0b10 << 62)
+                    | ((counter & 0x3FFFFFFF) << 32)
+                    | tail
+                )
+                out.append(value)
+            self._last_ms = ms
+            self._counter = counter
+        return out
+
+    def new_ids(self, n: int) -> list[tuple[str, bytes]]:
+        """``n`` fresh ids as (hyphenated text, 16 raw bytes), strictly increasing."""
+        result: list[tuple[str, bytes]] = []
+        for value in self._next_ints(n):
+            h = f"{value:032x}"
+            result.append((f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", value.to_bytes(16, "big")))
+        return result
+
+    def new_id(self) -> str:
+        return self.new_ids(1)[0][0]
+
+
+_GENERATOR = UUIDv7Generator()
+
+
+def new_ids(n: int) -> list[tuple[str, bytes]]:
+    return _GENERATOR.new_ids(n)
+
+
+def new_id() -> str:
+    """One fresh lowercase hyphenated UUIDv7."""
+    return _GENERATOR.new_id()
+
+
+def id_bytes(job_id: str) -> bytes:
+    """The 16 bytes of a hyphenated UUID (raises ValueError when it is not one)."""
+    raw = bytes.fromhex(job_id.replace("-", ""))
+    if len(raw) != 16:
+        raise ValueError(f"not a UUID: {job_id!r}")
+    return raw

@@ -1,0 +1,50 @@
+"""Ids, sort keys, token buckets, validation helpers."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from rustqueue_core.errors import RateLimited
+from rustqueue_core.ids import new_ids
+from rustqueue_core.ratelimit import TokenBucket
+from rustqueue_core.sortkey import sort_key
+from rustqueue_core.stats import SlidingRate
+
+
+def test_ids_are_monotonic_uuid7() -> None:
+    ids = [text for text, _ in new_ids(10_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for text in ids[:10]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+def test_sort_key_orders() -> None:
+    raw = [i.to_bytes(16, "big") for i in range(3)]
+    numeric = [sort_key("max_first", p, False, 1, raw[0]) for p in (2**64 - 1, 0, -(2**63))]
+    assert numeric == sorted(numeric)
+    older, newer = sort_key("max_first", 0, True, 1, raw[0]), sort_key("max_first", 0, True, 2, raw[1])
+    assert newer < older < sort_key("max_first", 0, False, 0, raw[2])
+    assert sort_key("fifo", 99, False, 1, raw[0]) < sort_key("fifo", 0, False, 2, raw[0])
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(rate=2.0, burst=2, now=0.0)
+    bucket.take(2, 0.0, "q")
+    with pytest.raises(RateLimited) as info:
+        bucket.take(1, 0.1, "q")
+    assert info.value.retry_after_ms == 400
+    bucket.take(1, 0.5, "q")
+    bucket.refund(5)
+    assert bucket.tokens == 2
+
+
+def test_sliding_rate_window() -> None:
+    rate = SlidingRate()
+    rate.add(5, 10.0)
+    rate.add(3, 11.5)
+    assert rate.total(12.0) == 8
+    assert rate.total(70.5) == 3
+    assert rate.total(200.0) == 0

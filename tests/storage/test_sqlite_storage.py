@@ -1,0 +1,311 @@
+"""SQLite-specific behaviour: URL options, on-disk encoding, indexes, group commit, locking, wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from rustqueue_core.builtin.sqlite import SQLITE_SPEC, SQLiteStorage, create_storage, parse_sqlite_url
+from rustqueue_core.builtin.sqlite_hybrid import HybridSQLiteStorage
+from rustqueue_core.builtin.sqlite_ops import _CLAIM_DUE, _CLAIM_WAITING
+from rustqueue_core.errors import ConfigError
+from rustqueue_core.storage import InsertConflict, JobFilter
+from rustqueue_core.testing.jobs import T0, at, make_job, make_jobs
+from rustqueue_core.testing.resolve import resolve_storage_spec
+
+
+@pytest_asyncio.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    store = SQLiteStorage(tmp_path / "jobs.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+# ------------------------------------------------------------------------------------------ URL
+
+
+def test_url_paths_and_options() -> None:
+    assert parse_sqlite_url("sqlite:///data/jobs.db") == ("data/jobs.db", {})
+    assert parse_sqlite_url("sqlite:////var/lib/jobs.db?durability=full") == (
+        "/var/lib/jobs.db",
+        {"durability": "full"},
+    )
+    assert parse_sqlite_url("sqlite:///a.db?mode=hybrid", {"snapshot_interval": 2}) == (
+        "a.db",
+        {"mode": "hybrid", "snapshot_interval": "2"},
+    )
+    with pytest.raises(ConfigError):
+        parse_sqlite_url("sqlite://")
+    with pytest.raises(ConfigError, match="unknown sqlite URL option"):
+        create_storage("sqlite:///a.db?colour=blue", {})
+    with pytest.raises(ConfigError):
+        create_storage("sqlite:///a.db?durability=sometimes", {})
+
+
+def test_capabilities_per_instance(tmp_path: Path) -> None:
+    normal = create_storage(f"sqlite:///{tmp_path / 'a.db'}", {})
+    full = create_storage(f"sqlite:///{tmp_path / 'b.db'}?durability=full", {})
+    hybrid = create_storage(f"sqlite:///{tmp_path / 'c.db'}?mode=hybrid&snapshot_interval=0.5", {})
+    assert normal.capabilities.durable and normal.capabilities.multi_process
+    assert not normal.capabilities.power_safe and not normal.capabilities.wakeups
+    assert normal.capabilities.group_limits and normal.capabilities.claims_due_delayed
+    assert full.capabilities.power_safe and full.capabilities.durable
+    assert isinstance(hybrid, HybridSQLiteStorage)
+    caps = hybrid.capabilities
+    assert caps.write_back and caps.loss_window_ms == 500 and not caps.durable and not caps.multi_process
+
+
+def test_registered_through_the_entry_point() -> None:
+    spec = resolve_storage_spec("sqlite:///whatever.db")
+    assert spec is SQLITE_SPEC and spec.schemes == ("sqlite",)
+
+
+# ---------------------------------------------------------------------------------- on-disk form
+
+
+async def test_file_uses_wal_and_integer_microsecond_timestamps(storage: SQLiteStorage) -> None:
+    early = make_job(rank=1, created_at=at(0.000001), updated_at=at(0.000001))
+    late = make_job(rank=2, created_at=at(100), updated_at=at(100))
+    await storage.insert_jobs([late, early], T0)
+    conn = raw(storage.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT DISTINCT typeof(created_at) FROM jobs").fetchall() == [("integer",)]
+    ordered = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY created_at")]
+    assert ordered == [early.id, late.id]
+    conn.close()
+
+
+def test_claim_statements_use_the_claim_index(tmp_path: Path) -> None:
+    from rustqueue_core.builtin import sqlite_ops
+
+    conn = sqlite3.connect(tmp_path / "plan.db", isolation_level=None)
+    sqlite_ops.migrate(conn)
+    params = (1, None, 1, 1, "q", 10)
+    for sql in (_CLAIM_WAITING, _CLAIM_DUE):
+        plan = " ".join(str(row) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "jobs_claim" in plan
+    assert "jobs_state" in " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + _CLAIM_DUE, params))
+    children = " ".join(
+        str(r) for r in conn.execute("EXPLAIN QUERY PLAN SELECT child_id FROM job_deps WHERE parent_id = 'x'")
+    )
+    assert "PRIMARY KEY" in children or "job_deps" in children
+    conn.close()
+
+
+async def test_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    first = SQLiteStorage(path)
+    await first.open()
+    jobs = make_jobs(3)
+    await first.insert_jobs(jobs, T0)
+    await first.close()
+    second = SQLiteStorage(path)
+    await second.open()
+    try:
+        assert await second.get_jobs([j.id for j in jobs]) == jobs
+    finally:
+        await second.close()
+
+
+# ----------------------------------------------------------------------------------- group commit
+
+
+async def test_concurrent_single_pushes_share_commits(storage: SQLiteStorage) -> None:
+    commits_before, ops_before = storage.group_commit_stats
+    jobs = make_jobs(100)
+    await asyncio.gather(*(storage.insert_jobs([j], T0) for j in jobs))
+    commits, operations = storage.group_commit_stats
+    assert operations - ops_before == 100
+    assert commits - commits_before <= 10
+    assert all(j is not None for j in await storage.get_jobs([j.id for j in jobs]))
+
+
+async def test_a_failing_operation_in_a_group_undoes_only_itself(storage: SQLiteStorage) -> None:
+    holder = make_job(rank=0, unique_key="k")
+    await storage.insert_jobs([holder], T0)
+    before = make_job(rank=1)
+    doomed = [make_job(rank=2), make_job(rank=3, unique_key="k")]
+    after = make_job(rank=4)
+    results = await asyncio.gather(
+        storage.insert_jobs([before], T0),
+        storage.insert_jobs(doomed, T0),
+        storage.insert_jobs([after], T0),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], InsertConflict)
+    got = await storage.get_jobs([before.id, doomed[0].id, doomed[1].id, after.id])
+    assert [j is not None for j in got] == [True, False, False, True]
+
+
+async def test_durability_full_writes_through_the_writer_thread(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "full.db", durability="full")
+    await store.open()
+    try:
+        jobs = make_jobs(20)
+        await asyncio.gather(*(store.insert_jobs([j], T0) for j in jobs))
+        commits, operations = store.group_commit_stats
+        assert operations == 20 and commits < 20
+        assert len(await store.claim("q", 50, T0, consumer_id=None, lease_ms=1_000)) == 20
+    finally:
+        await store.close()
+
+
+async def test_writes_wait_for_another_process_lock(storage: SQLiteStorage) -> None:
+    """A write while another connection holds the write lock completes after it is released."""
+    blocker = raw(storage.path)
+    blocker.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(0.3)
+        blocker.execute("COMMIT")
+        released.set()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    job = make_job()
+    started = time.monotonic()
+    await asyncio.wait_for(storage.insert_jobs([job], T0), 10)
+    assert released.is_set() and time.monotonic() - started >= 0.25
+    thread.join()
+    blocker.close()
+    (claimed,) = await storage.claim("q", 1, T0, consumer_id=None, lease_ms=1_000)
+    assert claimed.id == job.id
+
+
+async def test_read_your_writes_after_each_call(storage: SQLiteStorage) -> None:
+    for i in range(20):
+        job = make_job(rank=i)
+        await storage.insert_jobs([job], T0)
+        (claimed,) = await storage.claim("q", 1, T0, consumer_id=None, lease_ms=1_000)
+        assert claimed.id == job.id
+        found, _ = await storage.find_jobs(JobFilter(ids=[job.id]), 1)
+        assert found[0].state == "active"
+
+
+async def test_wait_notices_commits_of_other_connections(storage: SQLiteStorage) -> None:
+    assert await storage.wait(["q"], 0.1) is False
+
+    def other_process_push() -> None:
+        time.sleep(0.1)
+        conn = raw(storage.path)
+        conn.execute("CREATE TABLE IF NOT EXISTS nudge (x)")
+        conn.execute("INSERT INTO nudge VALUES (1)")
+        conn.close()
+
+    thread = threading.Thread(target=other_process_push)
+    thread.start()
+    started = time.monotonic()
+    assert await storage.wait(["q"], 5.0) is True
+    assert time.monotonic() - started < 2.0
+    thread.join()
+
+
+async def test_closed_storage_refuses_work(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "c.db")
+    await store.open()
+    await store.close()
+    with pytest.raises(RuntimeError):
+        await store.insert_jobs([make_job()], T0)
+
+
+async def test_transition_into_a_held_key_reports_duplicate_key(storage: SQLiteStorage) -> None:
+    from rustqueue_core.builtin.sqlite_ops import DUPLICATE_KEY
+    from rustqueue_core.storage import Change
+
+    old = make_job(rank=1, unique_key="k", state="dlq")
+    holder = make_job(rank=2, unique_key="k")
+    other = make_job(rank=3)
+    await storage.insert_jobs([old, holder, other], T0)
+    outcomes = await storage.transition(
+        [
+            Change(id=old.id, expected=frozenset({"dlq"}), updates={"state": "waiting"}),
+            Change(id=other.id, expected=frozenset({"waiting"}), updates={"state": "cancelled"}),
+        ],
+        at(1),
+    )
+    assert [o.outcome for o in outcomes] == [DUPLICATE_KEY, "ok"]
+    assert [j.state for j in await storage.get_jobs([old.id, other.id])] == ["dlq", "cancelled"]
+
+
+async def test_close_commits_calls_already_submitted(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "c.db")
+    await store.open()
+    jobs = make_jobs(10)
+    pushes = [asyncio.ensure_future(store.insert_jobs([j], T0)) for j in jobs]
+    await asyncio.sleep(0)
+    await store.close()
+    await asyncio.gather(*pushes)
+    again = SQLiteStorage(tmp_path / "c.db")
+    await again.open()
+    try:
+        assert all(j is not None for j in await again.get_jobs([j.id for j in jobs]))
+    finally:
+        await again.close()
+
+
+def test_housekeeping_filters_use_their_indexes(tmp_path: Path) -> None:
+    """Every query a housekeeping tick makes is an index search, never a scan of all jobs."""
+    from rustqueue_core.builtin import sqlite_ops
+    from rustqueue_core.builtin.sqlite_query import filter_sql, source
+    from rustqueue_core.storage import UNFINISHED_STATES
+
+    conn = sqlite3.connect(tmp_path / "plan.db", isolation_level=None)
+    sqlite_ops.migrate(conn)
+    expected = {
+        "jobs_expires": JobFilter(states=["waiting", "delayed", "blocked"], expires_at_lte=T0),
+        "jobs_deadline": JobFilter(states=["active"], deadline_before=T0),
+        "jobs_state": JobFilter(states=["active"], lease_expires_before=T0),
+        "sqlite_autoindex_jobs_1": JobFilter(children_of=["p"], states=["blocked"]),
+        "jobs_remove_on_complete": JobFilter(
+            states=["completed"], remove_on_complete=True, without_blocked_children=True
+        ),
+        "jobs_unique": JobFilter(queue="q", unique_key="k", states=sorted(UNFINISHED_STATES)),
+        "jobs_active_group": JobFilter(queue="q", group_id="g", states=["active"]),
+        "jobs_flow": JobFilter(flow_id="f"),
+    }
+    for index, job_filter in expected.items():
+        where, params = filter_sql(job_filter)
+        plan = " | ".join(
+            row[3]
+            for row in conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT id FROM {source(job_filter)} WHERE {where}", params
+            )
+        )
+        assert f"INDEX {index}" in plan, (index, plan)
+    for states, bound in ((["completed"], "completed_before"), (["dlq"], "updated_before")):
+        job_filter = JobFilter(states=states, without_blocked_children=True, **{bound: T0})
+        where, params = filter_sql(job_filter)
+        plan = " ".join(
+            r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE {where}", params)
+        )
+        assert "jobs_state (state=? AND due_at<?)" in plan
+    conn.close()
+
+
+async def test_ack_sees_changes_made_by_another_process(storage: SQLiteStorage) -> None:
+    """The completed job returned by an ack reflects the stored row, even when another process changed
+    it after this process claimed it."""
+    from rustqueue_core.storage import CompleteItem
+
+    await storage.insert_jobs(make_jobs(2), T0)
+    first, second = await storage.claim("q", 2, T0, consumer_id="w", lease_ms=60_000)
+    other = raw(storage.path)
+    other.execute("UPDATE jobs SET progress = 55, rev = rev + 1 WHERE id = ?", (first.id,))
+    other.close()
+    outcomes = await storage.complete([CompleteItem(id=first.id), CompleteItem(id=second.id, result=[1])], at(1))
+    assert [o.job.progress for o in outcomes if o.job] == [55, None]
+    assert [o.job for o in outcomes] == await storage.get_jobs([first.id, second.id])
