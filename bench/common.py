@@ -101,3 +101,77 @@ def write_section(name: str, body: str, command: str) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(text)
     print(f"wrote section {name!r} of {DOC.relative_to(ROOT)}", file=sys.stderr)
+
+
+Case = Callable[[], Awaitable[float]]
+"""One measurement: sets itself up, returns the seconds its timed part took."""
+
+
+async def run_interleaved(
+    group: str, systems: list[tuple[str, dict[str, Case]]], ops: int | dict[str, int], repeats: int
+) -> list[Result]:
+    """Run every (case, system) ``repeats`` times. Within a repeat, each case is measured for every
+    system back to back (the system order rotates per repeat), so machine noise hits all alike."""
+    by_key: dict[tuple[str, str], Result] = {}
+    case_names: list[str] = []
+    for _, cases in systems:
+        case_names.extend(c for c in cases if c not in case_names)
+    for repeat in range(repeats):
+        order = systems[repeat % len(systems) :] + systems[: repeat % len(systems)]
+        for case in case_names:
+            for system, cases in order:
+                if case not in cases:
+                    continue
+                seconds = await cases[case]()
+                count = ops if isinstance(ops, int) else ops.get(case, ops["default"])
+                result = by_key.setdefault((case, system), Result(group, case, system, count))
+                result.seconds.append(seconds)
+                print(f"[{repeat + 1}/{repeats}] {system:34} {case:32} {count / seconds:>10,.0f}/s", file=sys.stderr)
+    return [by_key[(c, s)] for c in case_names for s, _ in systems if (c, s) in by_key]
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    met: bool | None  # None: not measurable in this run
+
+
+def render_targets(targets: list[Target]) -> str:
+    lines = ["| target | measured | met? |", "|---|---|---|"]
+    for t in targets:
+        mark = "n/a" if t.met is None else ("yes" if t.met else "**no**")
+        lines.append(f"| {t.text} | {t.measured} | {mark} |")
+    return "\n".join(lines)
+
+
+def rate_of(results: list[Result], case: str, system: str) -> float | None:
+    for r in results:
+        if r.case == case and r.system == system:
+            return r.rate
+    return None
+
+
+def ratio_target(text: str, results: list[Result], case: str, system: str, peer: str, minimum: float) -> Target:
+    mine, theirs = rate_of(results, case, system), rate_of(results, case, peer)
+    if mine is None or theirs is None:
+        return Target(text, "not measured", None)
+    ratio = mine / theirs
+    return Target(text, f"{ratio:.2f}× ({mine:,.0f} vs {theirs:,.0f} /s)", ratio >= minimum)
+
+
+def floor_target(text: str, results: list[Result], case: str, system: str, minimum: float) -> Target:
+    mine = rate_of(results, case, system)
+    if mine is None:
+        return Target(text, "not measured", None)
+    return Target(text, f"{mine:,.0f} /s", mine >= minimum)
+
+
+def proc_status_mb(pid: int | str = "self") -> dict[str, float]:
+    """VmRSS (current) and VmHWM (peak) of a process, in MB, from /proc/<pid>/status."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values

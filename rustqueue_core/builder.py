@@ -256,7 +256,12 @@ class RustQueueBuilder:
 
     def build(self) -> BuildHandle:
         """``await builder.build()`` → a started engine; ``async with builder.build() as rq`` closes it
-        on exit. Settings are validated here, before anything opens."""
+        on exit. Settings are validated here, before anything opens. A server URL (``tcp://``,
+        ``http://``, ``https://``) gives a remote engine with the same worker-facing methods."""
+        if self.scheme in REMOTE_SCHEMES:
+            from rustqueue_core.remote import open_remote
+
+            return BuildHandle(open_remote(self.url, worker_registry=self._worker_registry))  # type: ignore[arg-type]
         return BuildHandle(self.create())
 
     def build_sync(self) -> SyncRustQueue:
@@ -264,6 +269,10 @@ class RustQueueBuilder:
         from rustqueue_core.sync import SyncRustQueue
 
         return SyncRustQueue.from_builder(self)
+
+
+#: Schemes served by a running rustqueue server rather than a storage plugin.
+REMOTE_SCHEMES = frozenset({"tcp", "http", "https"})
 
 
 class BuildHandle:
@@ -285,6 +294,9 @@ class BuildHandle:
             self._started = True
             try:
                 await self._engine.start()
+                enter_lifespans = getattr(self._engine, "enter_lifespans", None)
+                if enter_lifespans is not None:
+                    await enter_lifespans()
             except BaseException:
                 # Release what start() opened before it failed (storage files, connections).
                 with contextlib.suppress(Exception):

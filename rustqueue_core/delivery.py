@@ -306,7 +306,7 @@ class DeliveryMixin(FlowMixin):
             counters.ack_rate.add(count, mono)
         if self._has_consumers:
             events.extend(
-                self._event("job.completed", j.id, j.queue, now, state="completed", attempt=j.attempt)
+                self._event("job.completed", j.id, j.queue, now, state="completed", attempt=j.attempt, job=j)
                 for j in done
             )
         if inserted:
@@ -509,6 +509,7 @@ class DeliveryMixin(FlowMixin):
                         state="dlq",
                         attempt=failed.attempt,
                         reason=spec.error,
+                        job=failed,
                     )
                 )
         self._wake(woken)

@@ -9,6 +9,9 @@ nack) → ``leases`` (release, heartbeat, renew, progress, cancel) → ``admin``
 from __future__ import annotations
 
 import logging
+import os
+import time
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -38,6 +41,7 @@ class RustQueue(HousekeepingMixin):
     """
 
     worker_registry: Any = None
+    _lifespans: AsyncExitStack | None = None
 
     def __init__(
         self,
@@ -58,10 +62,10 @@ class RustQueue(HousekeepingMixin):
         return RustQueueBuilder("memory://")
 
     @classmethod
-    def sqlite(cls, path: str) -> RustQueueBuilder:
+    def sqlite(cls, path: str | os.PathLike[str]) -> RustQueueBuilder:
         from rustqueue_core.builder import RustQueueBuilder, sqlite_url
 
-        return RustQueueBuilder(sqlite_url(path))
+        return RustQueueBuilder(sqlite_url(os.fspath(path)))
 
     @classmethod
     def open(cls, url: str) -> RustQueueBuilder:
@@ -81,6 +85,29 @@ class RustQueue(HousekeepingMixin):
         self.state = "ready"
         self._start_housekeeping()
         return self
+
+    async def enter_lifespans(self) -> None:
+        """Enter every plugin's ``rustqueue_lifespan`` context, in call order; ``close()`` exits them in
+        reverse after draining workers and before storage closes. A lifespan that fails to start stops
+        here, after unwinding the ones already entered, with an error naming its plugin."""
+        host = self.host
+        if host is None or self._lifespans is not None or not hasattr(host, "named_lifespans"):
+            return
+        from rustqueue_core.plugins import PluginLoadError
+
+        stack = AsyncExitStack()
+        try:
+            for name, lifespan in host.named_lifespans(self):
+                started = time.perf_counter()
+                try:
+                    await stack.enter_async_context(lifespan)
+                except Exception as exc:
+                    raise PluginLoadError(name, exc, during="start", label=host.distribution_label(name)) from exc
+                log.debug("lifespan of %s entered in %.0f ms", name, (time.perf_counter() - started) * 1000)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._lifespans = stack
 
     async def _apply_configured_queues(self) -> None:
         """Config-file ``[queues.<name>]`` values override stored ones for the keys they set."""
@@ -114,6 +141,12 @@ class RustQueue(HousekeepingMixin):
                 await drain_workers(self, grace)
             except Exception:
                 log.exception("draining workers failed")
+        if self._lifespans is not None:
+            stack, self._lifespans = self._lifespans, None
+            try:
+                await stack.aclose()
+            except Exception:
+                log.exception("a plugin lifespan failed to exit cleanly")
         await self._stop_housekeeping()
         try:
             await self.storage.close()

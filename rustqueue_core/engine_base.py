@@ -19,7 +19,7 @@ from rustqueue_core.errors import (
     RustQueueError,
 )
 from rustqueue_core.memory_pressure import MemoryMonitor
-from rustqueue_core.models import Capabilities, JobEvent, QueueConfig, StorageSpec
+from rustqueue_core.models import Capabilities, Job, JobEvent, QueueConfig, StorageSpec
 from rustqueue_core.ratelimit import RateLimiter
 from rustqueue_core.settings import EngineSettings
 from rustqueue_core.stats import Counters
@@ -46,6 +46,9 @@ LEASE_CLEARED: dict[str, Any] = {
 
 class EngineBase:
     """State and helpers every part of the engine uses."""
+
+    #: Schedule fires by this instance since it started (the ``schedules_fired`` metric).
+    schedules_fired: int = 0
 
     def __init__(
         self,
@@ -161,6 +164,7 @@ class EngineBase:
         attempt: int | None = None,
         reason: str | None = None,
         name: str | None = None,
+        job: Job | None = None,
     ) -> JobEvent:
         return JobEvent(
             kind=kind,
@@ -171,6 +175,7 @@ class EngineBase:
             attempt=attempt,
             reason=reason,
             name=name,
+            job=job,
         )
 
     def _track_followups(self, job_id: str) -> None:

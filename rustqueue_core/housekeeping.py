@@ -31,6 +31,10 @@ class HousekeepingMixin(ScheduleMixin):
     _last_retention: datetime | None = None
     _housekeeping_errors: int = 0
     _last_tick_seconds: float = 0.0
+    @property
+    def last_tick_seconds(self) -> float:
+        """Duration of the last housekeeping pass."""
+        return self._last_tick_seconds
     _housekeeping_task: asyncio.Task[None] | None = None
     _housekeeping_stop: asyncio.Event | None = None
 

@@ -228,6 +228,9 @@ class JobEvent(msgspec.Struct, kw_only=True):
     attempt: int | None = None
     reason: str | None = None
     name: str | None = None
+    #: The job as committed, on ``job.completed`` and ``job.dlq`` (so archivers need not read it back,
+    #: even when ``remove_on_*`` deletes it right after). In-process only: never put on the wire.
+    job: Job | None = None
 
 
 class FailResult(msgspec.Struct, kw_only=True):

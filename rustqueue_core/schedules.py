@@ -199,6 +199,7 @@ class ScheduleMixin(AdminMixin):
             try:
                 if await self._fire_one(schedule, now):
                     fired += 1
+                    self.schedules_fired += 1
             except Exception:
                 log.exception("schedule %r failed to fire", schedule.name)
         return fired

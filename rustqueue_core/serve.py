@@ -106,17 +106,7 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
             await engine.start()
             logger.debug("engine started in %.0f ms", _elapsed_ms(started))
             stack.push_async_callback(engine.close, grace)
-            for name, lifespan in host.named_lifespans(engine):
-                started = time.perf_counter()
-                try:
-                    await stack.enter_async_context(lifespan)
-                except Exception as exc:
-                    raise PluginLoadError(
-                        name, exc, during="start", label=host.distribution_label(name)
-                    ) from exc
-                logger.debug(
-                    "lifespan of %s entered in %.0f ms", name, (time.perf_counter() - started) * 1000
-                )
+            await engine.enter_lifespans()
             ready: list[str] = []
             for name, spec in host.named_transports():
                 started = time.perf_counter()

@@ -198,3 +198,28 @@ async def test_dead_letter_from_a_handler(remote: RemoteRustQueue) -> None:
     await asyncio.wait_for(remote.run_worker(queue, handler, shutdown=done, poll_interval=0.2), 30)
     job = await remote.get_job(job_id)
     assert job is not None and (job.state, job.last_error) == ("dlq", "unprocessable")
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "http"])
+async def test_same_worker_code_runs_through_rustqueue_open(scheme: str, live_server: tuple[int, int]) -> None:
+    """``RustQueue.open("tcp://…")`` builds a remote engine: the embedded worker code runs unchanged."""
+    from rustqueue_core import RustQueue
+
+    http_port, tcp_port = live_server
+    port = tcp_port if scheme == "tcp" else http_port
+    async with RustQueue.open(f"{scheme}://127.0.0.1:{port}").build() as rq:
+        assert isinstance(rq, RemoteRustQueue)
+        queue = f"open-{scheme}"
+        job_id = await rq.push(queue, "double", {"n": 21})
+        stop = asyncio.Event()
+
+        async def handler(job: Job) -> dict[str, int]:
+            stop.set()
+            return {"n": job.data["n"] * 2}
+
+        stats = await asyncio.wait_for(
+            rq.run_worker(queue, handler, shutdown=stop, poll_interval=0.05, grace_period=5), 20
+        )
+        assert stats.succeeded == 1
+        job = await rq.get_job(job_id)
+        assert job is not None and job.state == "completed" and job.result == {"n": 42}

@@ -166,12 +166,7 @@ class MemoryStorage:
         while delayed and delayed[0][0] <= now:
             due_at, job_id = heapq.heappop(delayed)
             job = jobs.get(job_id)
-            if (
-                job is not None
-                and job.state == "delayed"
-                and job.delay_until == due_at
-                and job_id not in q.ready_ids
-            ):
+            if job is not None and job.state == "delayed" and job.delay_until == due_at and job_id not in q.ready_ids:
                 q.ready_ids.add(job_id)
                 heapq.heappush(q.ready, (job.sort_key, job_id))
 
@@ -281,9 +276,7 @@ class MemoryStorage:
             children = self._children.get(item.id)
             blocked = [c for c in children if jobs[c].state == "blocked"] if children else []
             outcomes.append(
-                CompleteOutcome(
-                    id=item.id, outcome=OK, job=_copy(new), skipped=skipped, blocked_children=blocked
-                )
+                CompleteOutcome(id=item.id, outcome=OK, job=_copy(new), skipped=skipped, blocked_children=blocked)
             )
         return outcomes
 
@@ -364,9 +357,7 @@ class MemoryStorage:
             return False
         if f.expires_at_lte is not None and (j.expires_at is None or j.expires_at > f.expires_at_lte):
             return False
-        if f.completed_before is not None and (
-            j.completed_at is None or j.completed_at >= f.completed_before
-        ):
+        if f.completed_before is not None and (j.completed_at is None or j.completed_at >= f.completed_before):
             return False
         if f.updated_before is not None and j.updated_at >= f.updated_before:
             return False
@@ -386,9 +377,7 @@ class MemoryStorage:
             return job.created_at.isoformat() + ":" + job.id
         return job.id
 
-    async def find_jobs(
-        self, filter: JobFilter, limit: int, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    async def find_jobs(self, filter: JobFilter, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
         matched = [j for j in self._candidates(filter) if self._matches(j, filter)]
         order = filter.order
         keyed = sorted(((self._order_key(j, order), j) for j in matched), key=lambda kj: kj[0])

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from rustqueue_core.builtin import sqlite_admin as admin
 from rustqueue_core.builtin import sqlite_ops as ops
 from rustqueue_core.builtin import sqlite_query as query
 from rustqueue_core.builtin.sqlite_schema import opt_us, to_us
@@ -92,9 +93,7 @@ class SQLiteStorage:
         if str(self.path) != ":memory:" and self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._writer.start()
-        self._reader = connect(
-            self.path, synchronous="NORMAL", busy_timeout_s=self._busy_timeout_s, readonly=True
-        )
+        self._reader = connect(self.path, synchronous="NORMAL", busy_timeout_s=self._busy_timeout_s, readonly=True)
         self._reader.execute("PRAGMA query_only = 1")
 
     async def close(self) -> None:
@@ -147,33 +146,25 @@ class SQLiteStorage:
     async def complete(self, items: Sequence[CompleteItem], now: datetime) -> list[CompleteOutcome]:
         if not items:
             return []
-        outcomes: list[CompleteOutcome] = await self._writer.submit(
-            ops.complete, list(items), to_us(now), self._rows
-        )
+        outcomes: list[CompleteOutcome] = await self._writer.submit(ops.complete, list(items), to_us(now), self._rows)
         return outcomes
 
     async def transition(self, changes: Sequence[Change], now: datetime) -> list[ChangeOutcome]:
         if not changes:
             return []
-        outcomes: list[ChangeOutcome] = await self._writer.submit(
-            ops.transition, list(changes), to_us(now), self._rows
-        )
+        outcomes: list[ChangeOutcome] = await self._writer.submit(ops.transition, list(changes), to_us(now), self._rows)
         return outcomes
 
     async def promote_due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         promoted: list[tuple[str, str]] = await self._writer.submit(ops.promote_due, to_us(now), limit)
         return promoted
 
-    async def find_jobs(
-        self, filter: JobFilter, limit: int, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    async def find_jobs(self, filter: JobFilter, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
         page: tuple[list[Job], str | None] = self._read(query.find_jobs, filter, limit, cursor)
         return page
 
     async def count_jobs(self, queues: Sequence[str] | None = None) -> dict[str, QueueCounts]:
-        counts: dict[str, QueueCounts] = self._read(
-            query.count_jobs, None if queues is None else list(queues)
-        )
+        counts: dict[str, QueueCounts] = self._read(query.count_jobs, None if queues is None else list(queues))
         return counts
 
     async def delete_jobs(
@@ -182,12 +173,12 @@ class SQLiteStorage:
         if ids is not None and not ids:
             return []
         deleted: list[Job] = await self._writer.submit(
-            ops.delete_jobs, None if ids is None else list(ids), filter, limit, self._rows
+            admin.delete_jobs, None if ids is None else list(ids), filter, limit, self._rows
         )
         return deleted
 
     async def rename_queue(self, old: str, new: str, now: datetime) -> int:
-        moved: int = await self._writer.submit(ops.rename_queue, old, new, to_us(now), self._rows)
+        moved: int = await self._writer.submit(admin.rename_queue, old, new, to_us(now), self._rows)
         return moved
 
     async def queue_names(self) -> list[str]:
@@ -200,14 +191,14 @@ class SQLiteStorage:
         return configs
 
     async def put_queue_config(self, config: QueueConfig) -> None:
-        await self._writer.submit(ops.put_queue_config, config)
+        await self._writer.submit(admin.put_queue_config, config)
 
     async def delete_queue_config(self, name: str) -> None:
-        await self._writer.submit(ops.delete_queue_config, name)
+        await self._writer.submit(admin.delete_queue_config, name)
 
     # ------------------------------------------------------------------ schedules
     async def put_schedule(self, schedule: Schedule) -> None:
-        await self._writer.submit(ops.put_schedule, schedule)
+        await self._writer.submit(admin.put_schedule, schedule)
 
     async def get_schedule(self, name: str) -> Schedule | None:
         schedule: Schedule | None = self._read(query.get_schedule, name)
@@ -218,7 +209,7 @@ class SQLiteStorage:
         return schedules
 
     async def delete_schedule(self, name: str) -> bool:
-        deleted: bool = await self._writer.submit(ops.delete_schedule, name)
+        deleted: bool = await self._writer.submit(admin.delete_schedule, name)
         return deleted
 
     async def fire_schedule(
@@ -230,12 +221,12 @@ class SQLiteStorage:
         now: datetime,
     ) -> bool:
         fired: bool = await self._writer.submit(
-            ops.fire_schedule, name, opt_us(expected_next_run_at), dict(updates), list(jobs)
+            admin.fire_schedule, name, opt_us(expected_next_run_at), dict(updates), list(jobs)
         )
         return fired
 
     # ------------------------------------------------------------------ optional
-    async def wait(self, queues: Sequence[str], timeout: float) -> bool:  # noqa: ASYNC109 (protocol name)
+    async def wait(self, queues: Sequence[str], timeout: float) -> bool:
         """Poll ``PRAGMA data_version`` (changes when any other connection commits): a cheap
         cross-process nudge. Returns True when the file changed within ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
@@ -311,9 +302,7 @@ def create_storage(url: str, options: Mapping[str, Any] | None = None) -> Storag
 SQLITE_SPEC = StorageSpec(
     name="sqlite",
     schemes=("sqlite",),
-    description=(
-        "SQLite file (WAL, group commit); ?durability=full for power safety, ?mode=hybrid for write-back"
-    ),
+    description=("SQLite file (WAL, group commit); ?durability=full for power safety, ?mode=hybrid for write-back"),
     capabilities=sqlite_capabilities(),
     factory=create_storage,
 )

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rustqueue_core.builtin import sqlite_admin as admin
 from rustqueue_core.builtin import sqlite_ops as ops
 from rustqueue_core.builtin.memory import MemoryStorage
 from rustqueue_core.builtin.sqlite import MAX_BATCH, SQLiteStorage
@@ -61,13 +62,13 @@ def _flush_op(
     if jobs:
         ops.write_jobs(conn, jobs)
     for config in configs:
-        ops.put_queue_config(conn, config)
+        admin.put_queue_config(conn, config)
     for name in dropped_configs:
-        ops.delete_queue_config(conn, name)
+        admin.delete_queue_config(conn, name)
     for schedule in schedules:
-        ops.put_schedule(conn, schedule)
+        admin.put_schedule(conn, schedule)
     for name in dropped_schedules:
-        ops.delete_schedule(conn, name)
+        admin.delete_schedule(conn, name)
 
 
 def _unfinished_only(f: JobFilter) -> bool:
@@ -117,7 +118,7 @@ class HybridSQLiteStorage:
             return
         await self._disk.open()
         await self._mem.open()
-        jobs: list[Job] = self._disk.read(ops.load_all, True)
+        jobs: list[Job] = self._disk.read(admin.load_all, True)
         if jobs:
             await self._mem.insert_jobs(jobs, max(j.updated_at for j in jobs))
         for config in self._disk.read(get_queue_configs).values():
@@ -125,9 +126,7 @@ class HybridSQLiteStorage:
         for schedule in self._disk.read(list_schedules, False):
             await self._mem.put_schedule(schedule)
         self._open = True
-        self._flusher = asyncio.get_running_loop().create_task(
-            self._flush_loop(), name="rustqueue-hybrid-flush"
-        )
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="rustqueue-hybrid-flush")
 
     async def close(self) -> None:
         if not self._open:
@@ -185,9 +184,7 @@ class HybridSQLiteStorage:
     async def _after_write(self) -> None:
         """Flush from the writing call itself when the interval is over or too much is dirty: a caller
         that never yields to the loop would otherwise starve the background flusher."""
-        if len(self._dirty_jobs) >= self.max_dirty or (
-            time.monotonic() - self._last_flush >= self.snapshot_interval
-        ):
+        if len(self._dirty_jobs) >= self.max_dirty or (time.monotonic() - self._last_flush >= self.snapshot_interval):
             await self.flush()
 
     def _mark(self, ids: Any) -> None:
@@ -255,9 +252,7 @@ class HybridSQLiteStorage:
         await self._after_write()
         return promoted
 
-    async def find_jobs(
-        self, filter: JobFilter, limit: int, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    async def find_jobs(self, filter: JobFilter, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
         if _unfinished_only(filter):
             return await self._mem.find_jobs(filter, limit, cursor)
         await self.flush()

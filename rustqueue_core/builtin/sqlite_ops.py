@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from rustqueue_core.builtin.sqlite_query import chunks, placeholders, select_ids
+from rustqueue_core.builtin.sqlite_query import chunks, placeholders
 from rustqueue_core.builtin.sqlite_schema import (
     COLUMN_LIST,
     DDL,
@@ -18,15 +18,13 @@ from rustqueue_core.builtin.sqlite_schema import (
     SCHEMA_VERSION,
     UNFINISHED_SQL,
     decode_json,
-    decode_schedule,
     encode_field,
     encode_json,
     from_us,
     job_to_row,
     row_to_job,
-    to_us,
 )
-from rustqueue_core.models import Job, QueueConfig, Schedule
+from rustqueue_core.models import Job
 from rustqueue_core.storage import (
     LEASE_LOST,
     NOT_FOUND,
@@ -37,7 +35,6 @@ from rustqueue_core.storage import (
     CompleteItem,
     CompleteOutcome,
     InsertConflict,
-    JobFilter,
     state_mismatch,
 )
 
@@ -126,9 +123,7 @@ def migrate(conn: sqlite3.Connection) -> None:
                 conn.execute(statement)
         row = conn.execute("SELECT value FROM rq_meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            conn.execute(
-                "INSERT INTO rq_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            conn.execute("INSERT INTO rq_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
             raise RuntimeError(
                 f"database schema version {row[0]} is newer than this rustqueue supports ({SCHEMA_VERSION})"
@@ -182,9 +177,7 @@ def _insert_for(shape: tuple[bool, ...]) -> str:
     sql = _insert_sql.get(shape)
     if sql is None:
         columns = [name for name, present in zip(JOB_COLUMNS, shape, strict=True) if present]
-        sql = _insert_sql[shape] = (
-            f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({placeholders(len(columns))})"
-        )
+        sql = _insert_sql[shape] = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({placeholders(len(columns))})"
     return sql
 
 
@@ -255,9 +248,7 @@ def _claimed(
     if unknown:
         read: dict[str, Job] = {}
         for part in chunks(unknown):
-            for row in conn.execute(
-                f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part
-            ):
+            for row in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
                 read[row[0]] = row_to_job(row)
         jobs = [job if job is not None else read[row[0]] for job, row in zip(jobs, rows, strict=True)]
     claimed: list[Job] = jobs  # type: ignore[assignment]
@@ -398,9 +389,7 @@ def complete(
             last_heartbeat=None,
         )
     for part in chunks(unknown):
-        for row in conn.execute(
-            f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part
-        ):
+        for row in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
             done[row[0]] = row_to_job(row)
     blocked = _blocked_children(conn, list(done)) if done else {}
     missing = [i for i in ids if i not in done]
@@ -416,9 +405,7 @@ def complete(
         reported.add(it.id)
         skipped = insert_spawned(conn, it.spawned) if it.spawned else []
         outcomes.append(
-            CompleteOutcome(
-                id=it.id, outcome=OK, job=job, skipped=skipped, blocked_children=blocked.get(it.id, [])
-            )
+            CompleteOutcome(id=it.id, outcome=OK, job=job, skipped=skipped, blocked_children=blocked.get(it.id, []))
         )
     return outcomes
 
@@ -516,102 +503,3 @@ def promote_due(conn: sqlite3.Connection, now_us: int, limit: int) -> list[tuple
         (now_us, limit),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
-
-
-# --------------------------------------------------------------------------------- delete / admin
-
-
-def delete_jobs(
-    conn: sqlite3.Connection,
-    ids: Sequence[str] | None,
-    job_filter: JobFilter | None,
-    limit: int,
-    cache: RowCache | None = None,
-) -> list[Job]:
-    if ids is None:
-        if job_filter is None:
-            return []
-        ids = select_ids(conn, job_filter, limit)
-    deleted: list[Job] = []
-    for part in chunks(list(dict.fromkeys(ids))):
-        marks = placeholders(len(part))
-        rows = conn.execute(
-            f"DELETE FROM jobs WHERE id IN ({marks}) RETURNING {COLUMN_LIST}", part
-        ).fetchall()
-        conn.execute(f"DELETE FROM job_deps WHERE child_id IN ({marks})", part)
-        deleted.extend(row_to_job(r) for r in rows)
-    if cache is not None:
-        cache.forget(j.id for j in deleted)
-    return deleted
-
-
-def rename_queue(
-    conn: sqlite3.Connection, old: str, new: str, now_us: int, cache: RowCache | None = None
-) -> int:
-    if cache is not None:
-        cache.jobs.clear()
-    moved = conn.execute(
-        "UPDATE jobs SET queue = ?, updated_at = ?, rev = rev + 1 WHERE queue = ?", (new, now_us, old)
-    ).rowcount
-    row = conn.execute("SELECT body FROM queue_configs WHERE name = ?", (old,)).fetchone()
-    if row is not None:
-        config = msgspec.json.decode(row[0], type=QueueConfig)
-        conn.execute("DELETE FROM queue_configs WHERE name = ?", (old,))
-        put_queue_config(conn, msgspec.structs.replace(config, name=new))
-    return int(moved)
-
-
-def put_queue_config(conn: sqlite3.Connection, config: QueueConfig) -> None:
-    conn.execute(
-        "INSERT INTO queue_configs (name, body) VALUES (?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-        (config.name, encode_json(config)),
-    )
-
-
-def delete_queue_config(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute("DELETE FROM queue_configs WHERE name = ?", (name,))
-
-
-# ------------------------------------------------------------------------------------ schedules
-
-
-def put_schedule(conn: sqlite3.Connection, schedule: Schedule) -> None:
-    conn.execute(
-        "INSERT INTO schedules (name, paused, next_run_at, body) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE "
-        "SET paused = excluded.paused, next_run_at = excluded.next_run_at, body = excluded.body",
-        (
-            schedule.name,
-            int(schedule.paused),
-            None if schedule.next_run_at is None else to_us(schedule.next_run_at),
-            encode_json(schedule),
-        ),
-    )
-
-
-def delete_schedule(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount > 0
-
-
-def fire_schedule(
-    conn: sqlite3.Connection,
-    name: str,
-    expected_us: int | None,
-    updates: dict[str, Any],
-    jobs: Sequence[Job],
-) -> bool:
-    row = conn.execute("SELECT next_run_at, body FROM schedules WHERE name = ?", (name,)).fetchone()
-    if row is None or row[0] != expected_us:
-        return False
-    schedule = msgspec.structs.replace(decode_schedule(row[1]), **updates)
-    put_schedule(conn, schedule)
-    if jobs:
-        insert_jobs(conn, jobs)
-    return True
-
-
-def load_all(conn: sqlite3.Connection, unfinished_only: bool) -> list[Job]:
-    """Every (unfinished) job, for the hybrid mode's load at open."""
-    where = f" WHERE state IN {UNFINISHED_SQL}" if unfinished_only else ""
-    return [row_to_job(r) for r in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs{where}")]

@@ -194,9 +194,7 @@ def _cursor_of(f: JobFilter, job: Job) -> str:
     return job.id
 
 
-def find_jobs(
-    conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | None
-) -> tuple[list[Job], str | None]:
+def find_jobs(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
     if limit <= 0:
         return [], None
     where, params = filter_sql(f)
@@ -204,9 +202,7 @@ def find_jobs(
     if cond:
         where = f"({where}) AND {cond}"
         params = [*params, *cond_params]
-    rows = conn.execute(
-        f"{_SELECT_JOBS} WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit + 1]
-    ).fetchall()
+    rows = conn.execute(f"{_SELECT_JOBS} WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit + 1]).fetchall()
     jobs = [row_to_job(r) for r in rows[:limit]]
     next_cursor = _cursor_of(f, jobs[-1]) if len(rows) > limit else None
     return jobs, next_cursor
@@ -215,10 +211,7 @@ def find_jobs(
 def select_ids(conn: sqlite3.Connection, f: JobFilter, limit: int) -> list[str]:
     where, params = filter_sql(f)
     order, _, _ = _order(f, None)
-    return [
-        r[0]
-        for r in conn.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit])
-    ]
+    return [r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit])]
 
 
 def count_jobs(conn: sqlite3.Connection, queues: Sequence[str] | None) -> dict[str, QueueCounts]:

@@ -46,9 +46,7 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def connect(
-    path: Path | str, *, synchronous: str, busy_timeout_s: float, readonly: bool = False
-) -> sqlite3.Connection:
+def connect(path: Path | str, *, synchronous: str, busy_timeout_s: float, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with the backend's pragmas.
     ``busy_timeout_s = 0`` makes lock waits fail at once (the caller retries)."""
     conn = sqlite3.connect(
@@ -143,9 +141,7 @@ class GroupCommitWriter:
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(
-            target=self._run, name=f"rustqueue-sqlite-writer:{self.path}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"rustqueue-sqlite-writer:{self.path}", daemon=True)
         self._thread.start()
         await asyncio.to_thread(self._ready.wait)
         if self._open_error is not None:

@@ -83,9 +83,7 @@ async def test_queries_answer_throughput_latency_failures_errors_and_slowest(tmp
         await rq.push_batch("fast", [{"name": "thumb", "data": i} for i in range(20)])
         jobs = await rq.claim("fast", 20)
         await rq.ack_batch([j.id for j in jobs])
-        await rq.push_batch(
-            "flaky", [{"name": "sync", "data": i, "options": {"max_attempts": 1}} for i in range(4)]
-        )
+        await rq.push_batch("flaky", [{"name": "sync", "data": i, "options": {"max_attempts": 1}} for i in range(4)])
         flaky = await rq.claim("flaky", 4)
         await rq.ack(flaky[0].id)
         for job in flaky[1:]:
@@ -170,3 +168,24 @@ def test_history_command_prints_json(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert rows[0]["queue"] == "q" and rows[0]["wait_p50"] == pytest.approx(2000.0)
+
+
+async def test_jobs_removed_on_complete_or_fail_are_still_archived(tmp_path: Path) -> None:
+    rq, plugin = await _engine(tmp_path)
+    archiver = await _lifespan(rq, plugin)
+    try:
+        done_id = await rq.push("q", "ephemeral", {}, remove_on_complete=True)
+        dead_id = await rq.push("q", "doomed", {}, remove_on_fail=True, max_attempts=1)
+        jobs = {j.id: j for j in await rq.claim("q", 2)}
+        await rq.ack(done_id)
+        await rq.fail(dead_id, "ValueError: bad input")
+        assert await rq.get_job(done_id) is None and await rq.get_job(dead_id) is None
+        await archiver.flush()
+    finally:
+        await archiver.__aexit__(None, None, None)
+        await rq.close()
+    assert set(jobs) == {done_id, dead_id}
+    con = connect(tmp_path / "history.duckdb", read_only=True)
+    rows = dict(con.execute("SELECT job_id, outcome FROM archived_jobs").fetchall())
+    con.close()
+    assert rows == {done_id: "completed", dead_id: "dlq"}

@@ -69,7 +69,7 @@ async def test_pause_rejects_pushes_with_503_and_resume_restores(client, api):
     assert response.status_code == 503
     assert response.json()["error"] == {
         "code": "QUEUE_PAUSED",
-        "message": "Queue 'work' is paused",
+        "message": "Queue 'tasks' is paused",
         "details": None,
     }
     listed = (await client.get("/api/v1/queues")).json()["queues"]

@@ -39,9 +39,7 @@ def _launch(url: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
         str(SCRIPT), "serve", "--plugins=http", "--storage", url, "--host", "127.0.0.1",
         "--http-port", str(http_port), "--tcp-port", str(_free_port()), "--grace", "2",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, f"http://127.0.0.1:{http_port}"
 
 
@@ -124,9 +122,7 @@ def _drain(base: str) -> list[str]:
 def test_two_servers_share_work_without_double_delivery(two_servers: list[str]) -> None:
     first, second = two_servers
     with httpx.Client(base_url=first, timeout=10) as client:
-        reply = client.post(
-            "/api/v1/queues/work/jobs", json=[{"name": "job", "data": {"i": i}} for i in range(300)]
-        )
+        reply = client.post("/api/v1/queues/work/jobs", json=[{"name": "job", "data": {"i": i}} for i in range(300)])
         assert reply.status_code == 201
         pushed = reply.json()["ids"]
     with ThreadPoolExecutor(max_workers=4) as pool:

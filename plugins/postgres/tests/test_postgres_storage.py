@@ -227,9 +227,7 @@ async def test_complete_reports_blocked_children_and_skips_held_spawns(pg_storag
     spawn_ok = make_job(queue="next", depends_on=[parent.id])
     spawn_held = make_job(queue="next", unique_key="k")
     items = [
-        CompleteItem(
-            id=active.id, result={"n": 1}, lease_token=active.lease_token, spawned=[spawn_held, spawn_ok]
-        ),
+        CompleteItem(id=active.id, result={"n": 1}, lease_token=active.lease_token, spawned=[spawn_held, spawn_ok]),
         CompleteItem(id=active.id),  # the same id again: already completed by the first item
     ]
     first, again = await pg_storage.complete(items, NOW)
@@ -249,9 +247,7 @@ async def test_transition_rounds_keep_per_job_order(pg_storage: PostgresStorage)
     later = NOW + timedelta(seconds=1)
     outcomes = await pg_storage.transition(
         [
-            Change(
-                id=job.id, expected=frozenset({"active"}), lease_token="stale", updates={"state": "waiting"}
-            ),
+            Change(id=job.id, expected=frozenset({"active"}), lease_token="stale", updates={"state": "waiting"}),
             Change(
                 id=job.id,
                 expected=frozenset({"active"}),
@@ -296,9 +292,7 @@ async def test_reinserting_a_committed_batch_is_a_no_op(pg_storage: PostgresStor
 
 
 async def test_find_jobs_pages_in_every_order(pg_storage: PostgresStorage) -> None:
-    jobs = [
-        make_job(at=NOW + timedelta(seconds=i), priority=i % 3, tags=["t"] if i % 2 else []) for i in range(7)
-    ]
+    jobs = [make_job(at=NOW + timedelta(seconds=i), priority=i % 3, tags=["t"] if i % 2 else []) for i in range(7)]
     await pg_storage.insert_jobs(jobs, NOW)
     for order, expected in [
         ("id", sorted(j.id for j in jobs)),
@@ -352,9 +346,7 @@ async def test_notify_wakes_a_waiter_in_another_storage(pg_url: str, pg_storage:
         await other.close()
 
 
-async def test_delayed_inserts_do_not_wake_but_promotion_does(
-    pg_url: str, pg_storage: PostgresStorage
-) -> None:
+async def test_delayed_inserts_do_not_wake_but_promotion_does(pg_url: str, pg_storage: PostgresStorage) -> None:
     other = PostgresStorage(pg_url)
     await other.open()
     try:
@@ -396,9 +388,7 @@ async def _kill_sessions(url: str, schema: str) -> int:
         await conn.close()
 
 
-async def test_lost_connections_are_replaced_and_listener_returns(
-    pg_url: str, pg_storage: PostgresStorage
-) -> None:
+async def test_lost_connections_are_replaced_and_listener_returns(pg_url: str, pg_storage: PostgresStorage) -> None:
     await pg_storage.insert_jobs([make_job()], NOW)
     assert pg_storage.listening
     assert await _kill_sessions(pg_url, pg_storage.schema) >= 2  # pool connection + listener

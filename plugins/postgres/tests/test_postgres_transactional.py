@@ -21,9 +21,7 @@ from rustqueue_core.settings import EngineSettings
 
 @pytest_asyncio.fixture
 async def rq(pg_url: str) -> AsyncIterator[Any]:
-    engine = RustQueue(
-        PostgresStorage(pg_url), settings=EngineSettings(housekeeping=False), clock=ManualClock()
-    )
+    engine = RustQueue(PostgresStorage(pg_url), settings=EngineSettings(housekeeping=False), clock=ManualClock())
     await engine.start()
     yield engine
     await engine.close()

@@ -75,9 +75,7 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_server(
-    workdir: Path, extra_env: dict[str, str] | None = None, storage: str = "memory://"
-) -> ServerProcess:
+def start_server(workdir: Path, extra_env: dict[str, str] | None = None, storage: str = "memory://") -> ServerProcess:
     """``rustqueue serve --plugins=qrusty,http`` on free ports; output goes to a file (never a pipe
     nobody drains)."""
     port = free_port()

@@ -37,7 +37,7 @@ def test_queue_lifecycle(client: QrustyClient) -> None:
     client.create_queue(name, ordering="MinFirst", allow_duplicates=False, priority_kind="Numeric")
     with pytest.raises(requests.HTTPError) as exists:
         client.create_queue(name)
-    assert exists.value.response.status_code == 409
+    assert exists.value.response is not None and exists.value.response.status_code == 409
     assert name in client.list_queues()
     stats = client.queue_stats(name)
     assert stats["config"] == {"ordering": "MinFirst", "priority_kind": "Numeric", "allow_duplicates": False}

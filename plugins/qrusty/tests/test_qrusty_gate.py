@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
+from rustqueue_qrusty.server import serve_qrusty
 from websockets.asyncio.client import connect
 
 from rustqueue_core.builder import sqlite_url
 from rustqueue_core.builtin.sqlite import create_storage
 from rustqueue_core.engine import RustQueue
-from rustqueue_qrusty.server import serve_qrusty
 
 from .conftest import qrusty_config
 
@@ -73,9 +73,7 @@ async def test_gate_while_a_large_store_recovers(tmp_path: Path) -> None:
             assert (await http.get("/stats")).status_code == 200
             assert (await http.get("/queues")).status_code == 200
             async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
-                await ws.send(
-                    json.dumps({"type": "publish", "queue": "orders", "payload": "x", "req_id": "p"})
-                )
+                await ws.send(json.dumps({"type": "publish", "queue": "orders", "payload": "x", "req_id": "p"}))
                 error = json.loads(await asyncio.wait_for(ws.recv(), 5))
                 assert error["type"] == "error" and error["code"] == "STARTING" and error["req_id"] == "p"
 

@@ -16,12 +16,8 @@ async def create(http: httpx.AsyncClient, name: str, **config: Any) -> None:
     assert response.status_code == 200, response.text
 
 
-async def publish(
-    http: httpx.AsyncClient, queue: str, priority: Any, payload: str = "p", **extra: Any
-) -> str:
-    response = await http.post(
-        "/publish", json={"queue": queue, "priority": priority, "payload": payload, **extra}
-    )
+async def publish(http: httpx.AsyncClient, queue: str, priority: Any, payload: str = "p", **extra: Any) -> str:
+    response = await http.post("/publish", json={"queue": queue, "priority": priority, "payload": payload, **extra})
     assert response.status_code == 200, response.text
     message_id: str = response.json()["id"]
     return message_id
@@ -97,9 +93,7 @@ async def test_request_errors_are_4xx_never_5xx(http: httpx.AsyncClient) -> None
     assert_error(await http.post("/create-queue", json={"name": "x", "config": {"ordering": "Fair"}}), 400)
     assert_error(await http.post("/create-queue", json={"name": "bad name!"}), 400)
     assert_error(await http.post("/update-queue", json={"name": "q", "config": {}}), 400)
-    assert_error(
-        await http.post("/update-queue", json={"name": "q", "config": {"ordering": "MinFirst"}}), 400
-    )
+    assert_error(await http.post("/update-queue", json={"name": "q", "config": {"ordering": "MinFirst"}}), 400)
     assert_error(await http.post("/update-queue", json={"name": "nope", "config": {"name": "n2"}}), 404)
     assert_error(await http.delete("/delete-queue/nope"), 404)
     assert_error(await http.post("/purge-queue/nope"), 404)
@@ -124,9 +118,7 @@ async def test_ack_and_nack_only_by_the_locking_consumer(http: httpx.AsyncClient
     assert response.status_code == 200
 
 
-async def test_nack_requeues_until_max_retries_then_dead_letters(
-    http: httpx.AsyncClient, engine: RustQueue
-) -> None:
+async def test_nack_requeues_until_max_retries_then_dead_letters(http: httpx.AsyncClient, engine: RustQueue) -> None:
     await create(http, "r")
     message_id = await publish(http, "r", 1, max_retries=2)
     outcomes = []

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from rustqueue_qrusty.memory import QrustyMemoryMonitor
+from rustqueue_qrusty.settings import MemorySettings, memory_settings, storage_url_for_mode
 
 from rustqueue_core.config import Config
 from rustqueue_core.errors import ConfigError
-from rustqueue_qrusty.memory import QrustyMemoryMonitor
-from rustqueue_qrusty.settings import MemorySettings, memory_settings, storage_url_for_mode
 
 from .conftest import start_server, stop_server
 
@@ -47,9 +47,7 @@ def test_settings_from_config_and_auto_limit() -> None:
             }
         )
     )
-    assert explicit == MemorySettings(
-        limit_bytes=256 * MB, pressure=0.5, critical=0.6, exit=0.4, explicit=True
-    )
+    assert explicit == MemorySettings(limit_bytes=256 * MB, pressure=0.5, critical=0.6, exit=0.4, explicit=True)
     auto = memory_settings(Config(data={}))
     assert auto.limit_bytes is not None and auto.limit_bytes > 0 and not auto.explicit
     with pytest.raises(ConfigError):
@@ -93,7 +91,7 @@ def test_publishes_refused_at_critical_without_losing_acknowledged_messages(tmp_
     server = start_server(
         tmp_path, {"QRUSTY_MEMORY_LIMIT_MB": f"{limit_mb:.1f}", "QRUSTY_MEMORY_CHECK_INTERVAL_MS": "20"}
     )
-    payload = "x" * 10_000
+    payload = "x" * 100_000
     accepted: list[str] = []
     refused = None
     try:
@@ -114,10 +112,7 @@ def test_publishes_refused_at_critical_without_losing_acknowledged_messages(tmp_
             # Refusals continue while critical and memory stays held near the limit.
             for _ in range(50):
                 assert (
-                    http.post(
-                        "/publish", json={"queue": "big", "priority": 1, "payload": payload}
-                    ).status_code
-                    == 503
+                    http.post("/publish", json={"queue": "big", "priority": 1, "payload": payload}).status_code == 503
                 )
             assert _rss(server.proc.pid) < limit_mb * MB * 1.05
             assert peak < limit_mb * MB * 1.05
@@ -131,9 +126,7 @@ def test_publishes_refused_at_critical_without_losing_acknowledged_messages(tmp_
                     break
                 assert message["payload"] == payload
                 consumed.append(message["id"])
-                assert (
-                    http.post(f"/ack/big/{message['id']}", json={"consumer_id": "drain"}).status_code == 200
-                )
+                assert http.post(f"/ack/big/{message['id']}", json={"consumer_id": "drain"}).status_code == 200
             assert sorted(consumed) == sorted(accepted) and len(set(consumed)) == len(accepted)
     finally:
         stop_server(server)

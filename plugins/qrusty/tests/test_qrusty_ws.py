@@ -9,10 +9,10 @@ import os
 from typing import Any
 
 import httpx
+from rustqueue_qrusty.server import serve_qrusty
 from websockets.asyncio.client import ClientConnection, connect
 
 from rustqueue_core.engine import RustQueue
-from rustqueue_qrusty.server import serve_qrusty
 
 from .conftest import qrusty_config
 
@@ -51,9 +51,7 @@ async def test_malformed_frames_get_error_frames(ws_url: str, engine: RustQueue)
         assert error["type"] == "error" and error["code"] == "BAD_REQUEST" and "req_id" not in error
         await ws.send("[1, 2]")
         assert (await recv(ws))["code"] == "BAD_REQUEST"
-        bad = await request(
-            ws, {"type": "publish", "req_id": 7, "queue": "q", "payload": "x", "priority": -1}
-        )
+        bad = await request(ws, {"type": "publish", "req_id": 7, "queue": "q", "payload": "x", "priority": -1})
         assert bad["type"] == "error" and bad["req_id"] == 7 and bad["code"] == "BAD_REQUEST"
         missing = await request(ws, {"type": "publish", "req_id": "r2", "queue": "none", "payload": "x"})
         assert missing["code"] == "NOT_FOUND" and missing["req_id"] == "r2"
@@ -64,14 +62,10 @@ async def test_malformed_frames_get_error_frames(ws_url: str, engine: RustQueue)
         assert ok["type"] == "ok" and ok["id"] and "req_id" not in ok
 
 
-async def test_subscribe_reply_comes_before_pushes_which_flow_without_credits(
-    ws_url: str, engine: RustQueue
-) -> None:
+async def test_subscribe_reply_comes_before_pushes_which_flow_without_credits(ws_url: str, engine: RustQueue) -> None:
     ids = await setup_queue(engine, "q", 3)
     async with connect(ws_url) as ws:
-        reply = await request(
-            ws, {"type": "subscribe", "queue": "q", "req_id": "s", "lock_timeout_secs": 300}
-        )
+        reply = await request(ws, {"type": "subscribe", "queue": "q", "req_id": "s", "lock_timeout_secs": 300})
         assert reply["type"] == "ok" and reply["req_id"] == "s"
         delivered = [await recv(ws) for _ in range(3)]
         assert [d["id"] for d in delivered] == ids
@@ -115,9 +109,7 @@ async def test_closed_session_releases_its_messages(ws_url: str, engine: RustQue
     assert job is not None and job.state == "waiting" and job.attempt == 0
 
 
-async def test_renew_extends_the_lock_and_foreign_sessions_cannot_touch_it(
-    ws_url: str, engine: RustQueue
-) -> None:
+async def test_renew_extends_the_lock_and_foreign_sessions_cannot_touch_it(ws_url: str, engine: RustQueue) -> None:
     [message_id] = await setup_queue(engine, "q", 1)
     async with connect(ws_url) as owner, connect(ws_url) as other:
         await request(owner, {"type": "subscribe", "queue": "q", "req_id": "s", "lock_timeout_secs": 5})
@@ -166,15 +158,13 @@ async def test_dead_peer_is_dropped_and_its_messages_released(engine: RustQueue)
             if seen_active and job.state == "waiting":
                 break
             await asyncio.sleep(0.05)
-        assert seen_active and job.state == "waiting"
+        assert seen_active and job is not None and job.state == "waiting"
         closed = await asyncio.wait_for(reader.read(), 5)  # the server closed its side
         assert isinstance(closed, bytes)
         writer.close()
 
 
-async def test_http_and_ws_share_operation_timings(
-    http: httpx.AsyncClient, ws_url: str, engine: RustQueue
-) -> None:
+async def test_http_and_ws_share_operation_timings(http: httpx.AsyncClient, ws_url: str, engine: RustQueue) -> None:
     await engine.create_queue("q")
     async with connect(ws_url) as ws:
         await request(ws, {"type": "publish", "queue": "q", "payload": "x", "req_id": "p"})

@@ -64,16 +64,13 @@ class HistoryPlugin:
             component="history",
             state=state,
             detail=(
-                f"{archiver.archived} archived, {archiver.dropped} dropped, "
-                f"{archiver.flush_failures} flush failures"
+                f"{archiver.archived} archived, {archiver.dropped} dropped, {archiver.flush_failures} flush failures"
             ),
         )
 
     @hookimpl
     def rustqueue_add_commands(self, commands: CommandRegistry) -> None:
-        commands.add(
-            "history", "query the job history archive (duckdb plugin)", _configure_parser, self.run_command
-        )
+        commands.add("history", "query the job history archive (duckdb plugin)", _configure_parser, self.run_command)
 
     def run_command(self, args: argparse.Namespace, host: Any) -> int:
         from rustqueue_duckdb.history import History

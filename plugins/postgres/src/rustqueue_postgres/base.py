@@ -107,9 +107,7 @@ class PostgresBase:
             if described is not None:
                 raise described from exc
             raise
-        self._wakeups = Wakeups(
-            self._connect_raw, self.channel, poll_interval=opts.poll_interval, enabled=opts.notify
-        )
+        self._wakeups = Wakeups(self._connect_raw, self.channel, poll_interval=opts.poll_interval, enabled=opts.notify)
         await self._wakeups.start()
 
     async def close(self) -> None:
@@ -124,8 +122,10 @@ class PostgresBase:
 
     # ------------------------------------------------------------------ connections
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
-        """A pooled asyncpg connection inside a transaction (broken connections leave the pool)."""
+    async def _transaction(self, atomic: bool = True) -> AsyncIterator[Any]:
+        """A pooled asyncpg connection, inside a transaction when ``atomic`` (broken connections
+        leave the pool). Without ``atomic`` every statement commits on its own: right for work that
+        is a single statement, and it saves the BEGIN and COMMIT round trips."""
         async with self.engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             # A pooled connection the server closed (restart, failover, idle kill) is noticed by
@@ -137,20 +137,24 @@ class PostgresBase:
                 raw = (await conn.get_raw_connection()).driver_connection
             assert raw is not None
             try:
-                async with raw.transaction():
+                if atomic:
+                    async with raw.transaction():
+                        yield raw
+                else:
                     yield raw
             except BaseException as exc:
                 if raw.is_closed() or is_retryable(exc):
                     await conn.invalidate()
                 raise
 
-    async def _run(self, work: Callable[[Any], Awaitable[T]]) -> T:
-        """Run ``work(connection)`` in one transaction, retrying a lost connection with backoff."""
+    async def _run(self, work: Callable[[Any], Awaitable[T]], *, atomic: bool = True) -> T:
+        """Run ``work(connection)`` in one transaction (``atomic=False``: work that is one statement,
+        or reads after one), retrying a lost connection with backoff."""
         deadline = time.monotonic() + self.options.retry_timeout
         delay = 0.05
         while True:
             try:
-                async with self._transaction() as raw:
+                async with self._transaction(atomic) as raw:
                     return await work(raw)
             except Exception as exc:
                 if has_nul_error(exc):
@@ -214,9 +218,7 @@ class PostgresBase:
         keyed = [(i, j) for i, j in held if j.unique_key is not None]
         holders: dict[tuple[str, str], str] = {}
         if keyed:
-            rows = await fetch(
-                self.sql.unique_holders, [j.queue for _, j in keyed], [j.unique_key for _, j in keyed]
-            )
+            rows = await fetch(self.sql.unique_holders, [j.queue for _, j in keyed], [j.unique_key for _, j in keyed])
             holders = {(r[0], r[1]): r[2] for r in rows}
         skipped: list[tuple[int, str | None]] = []
         for index, job in held:
@@ -244,11 +246,13 @@ class PostgresBase:
         async def work_json_as_text(raw: Any) -> None:
             await self._insert(raw.fetchrow, raw.fetch, jobs, skip_held=False, json_as_text=True)
 
+        # Without unique keys the one INSERT statement is all or nothing by itself.
+        atomic = any(job.unique_key is not None for job in jobs)
         try:
-            await self._run(work)
+            await self._run(work, atomic=atomic)
         except NulCharacter:
             # Rare: a payload holds \u0000, which the fast path cannot unescape. Nothing was written.
-            await self._run(work_json_as_text)
+            await self._run(work_json_as_text, atomic=atomic)
 
     async def _insert_external(self, connection: AsyncConnection, jobs: Sequence[Job]) -> None:
         async def fetch(sql: str, *args: Any) -> list[Any]:
@@ -266,7 +270,7 @@ class PostgresBase:
             await self._insert(fetchrow, fetch, jobs, skip_held=False, json_as_text=True)
 
     # ------------------------------------------------------------------ optional capabilities
-    async def wait(self, queues: Sequence[str], timeout: float) -> bool:  # noqa: ASYNC109 (protocol)
+    async def wait(self, queues: Sequence[str], timeout: float) -> bool:
         """Wait for a NOTIFY about one of ``queues`` (polling while the listener is down)."""
         wakeups = self._wakeups
         if wakeups is None:
@@ -298,9 +302,7 @@ class PostgresBase:
             return False
         try:
             won = bool(
-                await conn.fetchval(
-                    "SELECT pg_try_advisory_lock(hashtext($1))", f"rustqueue:leader:{self.schema}"
-                )
+                await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"rustqueue:leader:{self.schema}")
             )
         except Exception:
             won = False

@@ -74,9 +74,7 @@ def describe_open_error(error: BaseException, display: str, user: str | None) ->
             return StorageUnavailable(f"PostgreSQL at {display} refused {who}: {item}")
         if isinstance(item, asyncpg.exceptions.InvalidCatalogNameError):
             return StorageUnavailable(f"PostgreSQL at {display}: {item}. Create the database first.")
-        if isinstance(
-            item, asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.TooManyConnectionsError
-        ):
+        if isinstance(item, asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.TooManyConnectionsError):
             return StorageUnavailable(f"PostgreSQL at {display} is not accepting connections: {item}")
         if isinstance(item, asyncio.TimeoutError | TimeoutError):
             return StorageUnavailable(f"cannot reach PostgreSQL at {display}: connection timed out")

@@ -61,9 +61,7 @@ def parse_url(url: str, options: Mapping[str, Any] | None = None) -> PostgresOpt
     if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
         raise ConfigError(f"postgres storage: unsupported URL scheme {parts.scheme!r}")
     if not parts.hostname and not parts.path.strip("/"):
-        raise ConfigError(
-            "postgres storage: the URL needs a host or a database, e.g. postgresql://user@host/db"
-        )
+        raise ConfigError("postgres storage: the URL needs a host or a database, e.g. postgresql://user@host/db")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     merged: dict[str, Any] = {k: v for k, v in query.items() if k in _OWN}
     merged.update({k: v for k, v in (options or {}).items() if k in _OWN})

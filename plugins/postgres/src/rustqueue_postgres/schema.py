@@ -135,8 +135,7 @@ def _migration_1(s: str) -> list[str]:
         # Active jobs: a small set. lease_expires_at is deliberately not indexed, so heartbeats
         # (which only move it) stay HOT updates.
         f"CREATE INDEX jobs_active ON {s}.jobs (queue, group_id) WHERE state = 'active'",
-        f"CREATE INDEX jobs_deadline ON {s}.jobs (deadline_at) "
-        "WHERE state = 'active' AND deadline_at IS NOT NULL",
+        f"CREATE INDEX jobs_deadline ON {s}.jobs (deadline_at) WHERE state = 'active' AND deadline_at IS NOT NULL",
         f"CREATE INDEX jobs_expires ON {s}.jobs (expires_at) "
         "WHERE expires_at IS NOT NULL AND state IN ('waiting', 'delayed', 'blocked')",
         f"CREATE INDEX jobs_children ON {s}.jobs USING gin (depends_on) WHERE depends_on <> '{{}}'",

@@ -128,7 +128,7 @@ class Statements:
         complete_cols = "idx integer, id text, result text, lease_token text, consumer_id text"
         children = (
             f"ARRAY(SELECT c.id FROM {jobs} c WHERE c.depends_on <> '{{}}' "
-            "AND c.depends_on @> ARRAY[u.id] AND c.state = 'blocked' ORDER BY c.id)"
+            "AND c.depends_on @> ARRAY[u.id] AND c.state = 'blocked')"
         )
         self.complete = (
             f"WITH i AS (SELECT * FROM json_to_recordset($1::text::json) AS i({complete_cols})), "
@@ -185,9 +185,7 @@ class Statements:
         self.get_schedule = f"SELECT schedule::text FROM {s}.schedules WHERE name = $1"
         self.lock_schedule = f"SELECT schedule::text FROM {s}.schedules WHERE name = $1 FOR UPDATE"
         self.list_schedules = f"SELECT schedule::text FROM {s}.schedules ORDER BY name"
-        self.list_active_schedules = (
-            f"SELECT schedule::text FROM {s}.schedules WHERE NOT paused ORDER BY name"
-        )
+        self.list_active_schedules = f"SELECT schedule::text FROM {s}.schedules WHERE NOT paused ORDER BY name"
         self.delete_schedule = f"DELETE FROM {s}.schedules WHERE name = $1 RETURNING name"
 
     # ------------------------------------------------------------------ pieces
@@ -219,8 +217,7 @@ class Statements:
             f", {c} {'text' if t in ('bytea', 'json') else t}" for c, t in cols.items()
         )
         sets = ", ".join(
-            f"{name} = {from_recordset('i', f'u_{name}', JOB_COLUMNS[name], json_as_text=True)}"
-            for name in fields
+            f"{name} = {from_recordset('i', f'u_{name}', JOB_COLUMNS[name], json_as_text=True)}" for name in fields
         )
         sets = f"{sets}, updated_at = $2" if sets else "updated_at = $2"
         return (

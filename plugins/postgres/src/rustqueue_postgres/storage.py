@@ -77,7 +77,7 @@ class PostgresStorage(PostgresBase):
             found = {j.id: j for j in _decode_jobs(text)} if text else {}
             return [found.get(i) for i in ids]
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     # ------------------------------------------------------------------ claim
     async def claim(
@@ -100,7 +100,7 @@ class PostgresStorage(PostgresBase):
             text = await raw.fetchval(self.sql.claim, queue, now, n, consumer_id, _tokens(n), lease_ms)
             return _decode_jobs(text) if text else []
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     async def _claim_grouped(
         self, queue: str, n: int, now: datetime, consumer_id: str | None, lease_ms: int, limit: int
@@ -163,13 +163,9 @@ class PostgresStorage(PostgresBase):
                 for k, spawn in enumerate(items[idx].spawned):
                     spawns.append(spawn)
                     owners.append((idx, k))
-                outcomes[idx] = CompleteOutcome(
-                    id=r.job.id, outcome=OK, job=r.job, blocked_children=r.children
-                )
+                outcomes[idx] = CompleteOutcome(id=r.job.id, outcome=OK, job=r.job, blocked_children=r.children)
             if spawns:
-                skipped = await self._insert(
-                    raw.fetchrow, raw.fetch, spawns, skip_held=True, json_as_text=True
-                )
+                skipped = await self._insert(raw.fetchrow, raw.fetch, spawns, skip_held=True, json_as_text=True)
                 for spawn_index, holder in skipped:
                     idx, k = owners[spawn_index]
                     outcome = outcomes[idx]
@@ -180,13 +176,11 @@ class PostgresStorage(PostgresBase):
                 rows = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [items[i].id for i in rest])}
                 for i in rest:
                     item = items[i]
-                    verdict = _cas_outcome(
-                        rows.get(item.id), item.lease_token, item.consumer_id, frozenset({"active"})
-                    )
+                    verdict = _cas_outcome(rows.get(item.id), item.lease_token, item.consumer_id, frozenset({"active"}))
                     outcomes[i] = CompleteOutcome(id=item.id, outcome=verdict)
             return [o for o in outcomes if o is not None]
 
-        return await self._run(work)
+        return await self._run(work, atomic=any(item.spawned for item in items))
 
     def _transition_statement(self, fields: tuple[str, ...]) -> str:
         sql = self._transition_sql.get(fields)
@@ -233,17 +227,14 @@ class PostgresStorage(PostgresBase):
                         outcomes[r.idx] = ChangeOutcome(id=r.job.id, outcome=OK, job=r.job)
                     failed = [i for i in indexes if outcomes[i] is None]
                     if failed:
-                        view = {
-                            r["id"]: r
-                            for r in await raw.fetch(self.sql.cas_view, [changes[i].id for i in failed])
-                        }
+                        view = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [changes[i].id for i in failed])}
                         for i in failed:
                             c = changes[i]
                             verdict = _cas_outcome(view.get(c.id), c.lease_token, c.consumer_id, c.expected)
                             outcomes[i] = ChangeOutcome(id=c.id, outcome=verdict)
             return [o for o in outcomes if o is not None]
 
-        return await self._run(work)
+        return await self._run(work, atomic=len(rounds) > 1 or len(rounds[0]) > 1)
 
     async def promote_due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         if limit <= 0:
@@ -253,12 +244,10 @@ class PostgresStorage(PostgresBase):
             row = await raw.fetchrow(self.sql.promote_due, now, limit, *self._notify_args)
             return _decode_pairs(row[0]) if row[0] else []
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     # ------------------------------------------------------------------ queries
-    async def find_jobs(
-        self, filter: JobFilter, limit: int, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    async def find_jobs(self, filter: JobFilter, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
         if limit == 0:
             return [], None
         query = build_filter(self.sql.jobs, filter, cursor, limit, select=True)
@@ -271,7 +260,7 @@ class PostgresStorage(PostgresBase):
                 return jobs, query.cursor_of(jobs[-1])
             return jobs, None
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     async def count_jobs(self, queues: Sequence[str] | None = None) -> dict[str, QueueCounts]:
         async def work(raw: Any) -> list[Any]:
@@ -280,7 +269,7 @@ class PostgresStorage(PostgresBase):
             return list(await raw.fetch(self.sql.count_some, list(queues)))
 
         counts: dict[str, dict[str, int]] = {}
-        for queue, state, number in await self._run(work):
+        for queue, state, number in await self._run(work, atomic=False):
             per = counts.setdefault(queue, {})
             key = "waiting" if state == "created" else state
             if key in _COUNT_FIELDS:
@@ -303,7 +292,7 @@ class PostgresStorage(PostgresBase):
             text = await raw.fetchval(query.sql, *query.args)
             return _decode_jobs(text) if text else []
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     async def rename_queue(self, old: str, new: str, now: datetime) -> int:
         async def work(raw: Any) -> int:
@@ -321,14 +310,14 @@ class PostgresStorage(PostgresBase):
         async def work(raw: Any) -> list[str]:
             return [r[0] for r in await raw.fetch(self.sql.queue_names)]
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     # ------------------------------------------------------------------ queue configs
     async def get_queue_configs(self) -> dict[str, QueueConfig]:
         async def work(raw: Any) -> list[Any]:
             return list(await raw.fetch(self.sql.get_configs))
 
-        configs = [_decode_config(r[0]) for r in await self._run(work)]
+        configs = [_decode_config(r[0]) for r in await self._run(work, atomic=False)]
         return {c.name: c for c in configs}
 
     async def put_queue_config(self, config: QueueConfig) -> None:
@@ -337,31 +326,29 @@ class PostgresStorage(PostgresBase):
         async def work(raw: Any) -> None:
             await raw.execute(self.sql.put_config, config.name, payload)
 
-        await self._run(work)
+        await self._run(work, atomic=False)
 
     async def delete_queue_config(self, name: str) -> None:
         async def work(raw: Any) -> None:
             await raw.execute(self.sql.delete_config, name)
 
-        await self._run(work)
+        await self._run(work, atomic=False)
 
     # ------------------------------------------------------------------ schedules
     async def put_schedule(self, schedule: Schedule) -> None:
         payload = _encode(schedule).decode()
 
         async def work(raw: Any) -> None:
-            await raw.execute(
-                self.sql.put_schedule, schedule.name, schedule.paused, schedule.next_run_at, payload
-            )
+            await raw.execute(self.sql.put_schedule, schedule.name, schedule.paused, schedule.next_run_at, payload)
 
-        await self._run(work)
+        await self._run(work, atomic=False)
 
     async def get_schedule(self, name: str) -> Schedule | None:
         async def work(raw: Any) -> str | None:
             value = await raw.fetchval(self.sql.get_schedule, name)
             return None if value is None else str(value)
 
-        text = await self._run(work)
+        text = await self._run(work, atomic=False)
         return None if text is None else _decode_schedule(text)
 
     async def list_schedules(self, active_only: bool = False) -> list[Schedule]:
@@ -370,13 +357,13 @@ class PostgresStorage(PostgresBase):
         async def work(raw: Any) -> list[Any]:
             return list(await raw.fetch(sql))
 
-        return [_decode_schedule(r[0]) for r in await self._run(work)]
+        return [_decode_schedule(r[0]) for r in await self._run(work, atomic=False)]
 
     async def delete_schedule(self, name: str) -> bool:
         async def work(raw: Any) -> bool:
             return await raw.fetchval(self.sql.delete_schedule, name) is not None
 
-        return await self._run(work)
+        return await self._run(work, atomic=False)
 
     async def fire_schedule(
         self,

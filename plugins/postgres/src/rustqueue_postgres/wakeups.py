@@ -118,7 +118,7 @@ class Wakeups:
                 if not future.done():
                     future.set_result(True)
 
-    async def wait(self, queues: Sequence[str], timeout: float) -> bool:  # noqa: ASYNC109
+    async def wait(self, queues: Sequence[str], timeout: float) -> bool:
         """True when a job may have become claimable in one of ``queues`` (any queue if empty),
         False when ``timeout`` seconds passed without a sign."""
         if timeout <= 0:

@@ -36,9 +36,7 @@ _encoder = msgspec.json.Encoder()
 
 
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        _encoder.encode(value), status_code=status, media_type="application/json", headers=headers
-    )
+    return Response(_encoder.encode(value), status_code=status, media_type="application/json", headers=headers)
 
 
 def _starting_response() -> Response[bytes]:
@@ -166,9 +164,7 @@ async def consume(request: Request[Any, Any, Any], queue: FromPath[str]) -> Resp
 
 
 @post("/ack/{queue:str}/{message_id:str}", status_code=200, opt=MUTATING)
-async def ack(
-    request: Request[Any, Any, Any], queue: FromPath[str], message_id: FromPath[str]
-) -> Response[bytes]:
+async def ack(request: Request[Any, Any, Any], queue: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
     consumer = consumer_of(await _body(request))
     if not await _service(request).ack(queue, message_id, consumer):
         raise not_found(f"message '{message_id}' not found or not locked by consumer '{consumer}'")
@@ -176,9 +172,7 @@ async def ack(
 
 
 @post("/nack/{queue:str}/{message_id:str}", status_code=200, opt=MUTATING)
-async def nack(
-    request: Request[Any, Any, Any], queue: FromPath[str], message_id: FromPath[str]
-) -> Response[bytes]:
+async def nack(request: Request[Any, Any, Any], queue: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
     consumer = consumer_of(await _body(request))
     outcome = await _service(request).nack(queue, message_id, consumer)
     if outcome is None:

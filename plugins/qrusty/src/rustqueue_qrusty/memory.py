@@ -93,9 +93,7 @@ async def _shed(engine: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def memory_sampler(
-    engine: Any, monitor: MemoryMonitor | None, interval_s: float
-) -> AsyncIterator[None]:
+async def memory_sampler(engine: Any, monitor: MemoryMonitor | None, interval_s: float) -> AsyncIterator[None]:
     """Sample resident memory every ``interval_s`` while entered; shed caches on each rise in level."""
     if monitor is None or not monitor.enabled:
         yield

@@ -126,9 +126,7 @@ class QueueSeries:
                 index = (start // SERIES_INTERVAL_S) % SERIES_POINTS
                 if series.starts[index] == start:
                     values = series.buckets[index]
-            point: dict[str, Any] = {
-                "timestamp": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
-            }
+            point: dict[str, Any] = {"timestamp": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")}
             point.update(zip(_SERIES_FIELDS, values, strict=True))
             points.append(point)
         return points

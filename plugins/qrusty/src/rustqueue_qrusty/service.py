@@ -178,9 +178,7 @@ class QrustyService:
                 timeout = DEFAULT_LOCK_TIMEOUT_SECS
             if isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 < timeout <= 86_400 * 7:
                 raise bad_request("timeout_seconds must be a positive integer (at most 604800)")
-            jobs: list[Job] = await self.engine.claim(
-                queue, 1, consumer_id=consumer_id, lease_ms=timeout * 1000
-            )
+            jobs: list[Job] = await self.engine.claim(queue, 1, consumer_id=consumer_id, lease_ms=timeout * 1000)
             if not jobs:
                 await self.queue_config(queue)  # unknown queue: 404 rather than an empty answer
                 return None
@@ -238,8 +236,7 @@ class QrustyService:
                 summary["memory"] = self.memory_status()
                 return {"queues": [], "summary": summary, "status": "starting"}
             queues = [
-                model.stats_object(s, await self.engine.get_queue_config(s.name))
-                for s in await self.engine.stats()
+                model.stats_object(s, await self.engine.get_queue_config(s.name)) for s in await self.engine.stats()
             ]
             summary = model.summary_object(queues)
             summary["memory"] = self.memory_status()

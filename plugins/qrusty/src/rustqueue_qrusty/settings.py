@@ -147,9 +147,7 @@ def memory_settings(config: Any) -> MemorySettings:
         try:
             limit: int | None = int(float(raw) * 1024 * 1024)
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"QRUSTY_MEMORY_LIMIT_MB: expected a number of MB or auto, got {raw!r}"
-            ) from None
+            raise ConfigError(f"QRUSTY_MEMORY_LIMIT_MB: expected a number of MB or auto, got {raw!r}") from None
     else:
         limit = detect_memory_limit_bytes()
     return MemorySettings(

@@ -112,9 +112,7 @@ class Subscription:
                 await self._wait_change()
                 continue
             claim = asyncio.ensure_future(
-                engine.claim(
-                    self.queue, want, consumer_id=session.consumer_id, lease_ms=self.lock_ms, wait=LONG_POLL_S
-                )
+                engine.claim(self.queue, want, consumer_id=session.consumer_id, lease_ms=self.lock_ms, wait=LONG_POLL_S)
             )
             stop = asyncio.ensure_future(self.stopped.wait())
             await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
