@@ -322,36 +322,54 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
             (HUEY_DEFAULT, huey_cases(n, workdir, None)),
             (HUEY_NORMAL, huey_cases(n, workdir, "NORMAL")),
         ]
-        ops = {"default": n, f"{CONCURRENT_PUSHERS} concurrent single pushes": n // CONCURRENT_PUSHERS * CONCURRENT_PUSHERS}
+        pushed = n // CONCURRENT_PUSHERS * CONCURRENT_PUSHERS
+        ops = {"default": n, f"{CONCURRENT_PUSHERS} concurrent single pushes": pushed}
         results = await run_interleaved("embedded", systems, ops, repeats)
     ratios: dict[str, tuple[str, str]] = {}
     for r in results:
         key = f"embedded/{r.case}/{r.system}"
         if r.system.startswith("rustqueue") and r.case.startswith(("produce", "consume")):
             ratios[key] = (f"embedded/{r.case}/raw sqlite3 floor", "raw floor")
-        if r.system.startswith("rustqueue") and r.case.endswith("single") and not r.case.startswith("produce batch"):
-            if r.case.startswith("e2e"):
-                ratios[key] = (f"embedded/{r.case}/{HUEY_NORMAL}", "Huey (NORMAL)")
+        if r.system.startswith("rustqueue") and r.case == "e2e single":
+            ratios[key] = (f"embedded/{r.case}/{HUEY_NORMAL}", "Huey (NORMAL)")
     rss = import_rss_mb()
     targets = [
         ratio_target(
             "SQLite batch-50 claim+ack ≥ 80% of the raw sqlite3 floor",
-            results, "consume batch50", "rustqueue sqlite", "raw sqlite3 floor", 0.8,
+            results,
+            "consume batch50",
+            "rustqueue sqlite",
+            "raw sqlite3 floor",
+            0.8,
         ),
         ratio_target(
             "single-call end-to-end ≥ 4× Huey (SQLite, same synchronous=NORMAL)",
-            results, "e2e single", "rustqueue sqlite", HUEY_NORMAL, 4.0,
+            results,
+            "e2e single",
+            "rustqueue sqlite",
+            HUEY_NORMAL,
+            4.0,
         ),
         ratio_target(
             "single-call end-to-end ≥ 4× Huey (Huey at its defaults)",
-            results, "e2e single", "rustqueue sqlite", HUEY_DEFAULT, 4.0,
+            results,
+            "e2e single",
+            "rustqueue sqlite",
+            HUEY_DEFAULT,
+            4.0,
         ),
         floor_target(
             f"{CONCURRENT_PUSHERS} concurrent single pushes ≥ 20,000/s (SQLite, group commit)",
-            results, f"{CONCURRENT_PUSHERS} concurrent single pushes", "rustqueue sqlite", 20_000,
+            results,
+            f"{CONCURRENT_PUSHERS} concurrent single pushes",
+            "rustqueue sqlite",
+            20_000,
         ),
-        Target("`import rustqueue_core` under 25 MB RSS", f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f})",
-               rss["VmRSS"] < 25),
+        Target(
+            "`import rustqueue_core` under 25 MB RSS",
+            f"{rss['VmRSS']:.1f} MB (peak {rss['VmHWM']:.1f})",
+            rss["VmRSS"] < 25,
+        ),
     ]
     table = render_table(results, ratios)
     body = (

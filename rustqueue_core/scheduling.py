@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from rustqueue_core.errors import ValidationError
 
 _ALIASES = {
@@ -49,6 +47,8 @@ def normalize_cron(expr: object) -> str:
     fields = ["*" if f == "?" else f for f in fields]
     normalized = " ".join(fields)
     try:
+        from croniter import croniter  # imported on first use: it brings dateutil (~8 MB)
+
         if not croniter.is_valid(normalized):
             raise ValueError("not a valid cron expression")
         croniter(normalized, datetime(2026, 1, 1)).get_next(datetime)
@@ -91,6 +91,8 @@ def _local_to_utc(local: datetime, tz: tzinfo) -> datetime:
 def next_cron(expr: str, tz: tzinfo, after: datetime) -> datetime:
     """The first fire time strictly after ``after`` (aware UTC)."""
     local_after = after.astimezone(tz).replace(tzinfo=None)
+    from croniter import croniter
+
     it = croniter(expr, local_after - _LOOKBACK)
     for _ in range(_MAX_CANDIDATES):
         candidate = it.get_next(datetime)

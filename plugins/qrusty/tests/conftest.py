@@ -64,9 +64,10 @@ def ws_url(qserver: QrustyServer) -> str:
 
 
 class ServerProcess:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path, http_port: int) -> None:
         self.proc = proc
         self.port = port
+        self.http_url = f"http://127.0.0.1:{http_port}"
         self.log = log
         self.base_url = f"http://127.0.0.1:{port}"
         self.ws_base = f"ws://127.0.0.1:{port}"
@@ -75,23 +76,24 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_server(workdir: Path, extra_env: dict[str, str] | None = None, storage: str = "memory://") -> ServerProcess:
+def start_server(
+    workdir: Path, extra_env: dict[str, str] | None = None, storage: str | None = "memory://"
+) -> ServerProcess:
     """``rustqueue serve --plugins=qrusty,http`` on free ports; output goes to a file (never a pipe
     nobody drains)."""
-    port = free_port()
+    port, http_port = free_port(), free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     cmd = [
         sys.executable,
         "-m",
         "rustqueue_core",
         "serve",
-        "--storage",
-        storage,
+        *(["--storage", storage] if storage is not None else []),
         "--plugins=qrusty,http",
         "--host",
         "127.0.0.1",
         "--http-port",
-        str(free_port()),
+        str(http_port),
         "--tcp-port",
         str(free_port()),
         "--qrusty-port",
@@ -100,7 +102,7 @@ def start_server(workdir: Path, extra_env: dict[str, str] | None = None, storage
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    server = ServerProcess(proc, port, log)
+    server = ServerProcess(proc, port, log, http_port)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if "rustqueue ready" in server.output():

@@ -171,3 +171,24 @@ async def test_ws_messages_of_a_closed_session_go_back_at_once(server_process: S
             await asyncio.sleep(0.05)
     assert message is not None and message["id"] == message_id
     assert message["retry_count"] == 0  # a release, not a failure
+
+
+def test_dashboard_json_on_the_http_port(server_process: ServerProcess, client: QrustyClient) -> None:
+    queue = _name("dash")
+    client.create_queue(queue)
+    client.publish(queue, 1, "x")
+    base = server_process.http_url
+    stats = requests.get(f"{base}/api/v1/qrusty/stats", timeout=10).json()
+    assert any(q["name"] == queue and q["pending"] == 1 for q in stats["queues"])
+    metrics = requests.get(f"{base}/api/v1/qrusty/queues/{queue}/metrics", timeout=10).json()
+    assert sum(p["published"] for p in metrics["points"]) == 1
+    assert requests.get(f"{base}/api/v1/qrusty/queues/nope/metrics", timeout=10).status_code == 404
+    timings = requests.get(f"{base}/api/v1/qrusty/operation-timings", timeout=10).json()
+    assert timings["operations"]["publish"]["count"] >= 1
+    logs = requests.get(f"{base}/api/v1/qrusty/logs", timeout=10).json()["lines"]
+    assert any(queue in line["message"] for line in logs)
+    info = requests.get(f"{base}/api/v1/qrusty/info", timeout=10).json()
+    assert info["port"] == server_process.port
+    # the same queue is an ordinary rustqueue queue on the rustqueue API
+    listed = requests.get(f"{base}/api/v1/queues", timeout=10).json()
+    assert queue in str(listed)

@@ -66,7 +66,7 @@ def test_storage_mode() -> None:
 
 
 def test_storage_mode_memory_selects_memory_storage(tmp_path: Path) -> None:
-    server = start_server(tmp_path, {"STORAGE_MODE": "memory"}, storage="")
+    server = start_server(tmp_path, {"STORAGE_MODE": "memory"}, storage=None)
     try:
         assert "(storage memory://)" in server.output()
         assert "kept in memory only" in server.output()

@@ -211,7 +211,7 @@ class Archiver:
             self._wake.set()
 
     async def __aenter__(self) -> Archiver:
-        await asyncio.to_thread(self._init_file)
+        # The file is created by the background task, so importing DuckDB never delays readiness.
         self._task = asyncio.create_task(self._run(), name="rustqueue-history-archiver")
         return self
 
@@ -233,6 +233,11 @@ class Archiver:
 
     async def _run(self) -> None:
         interval = self.config.flush_interval_ms / 1000
+        try:
+            await asyncio.to_thread(self._init_file)
+        except Exception:
+            self.flush_failures += 1
+            logger.exception("history file %s could not be opened; flushes will retry", self.path)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)

@@ -81,6 +81,23 @@ def _global_provider_is_set() -> bool:
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
+#: Any of these set means the operator asked for export; without them the plugin stays on the global
+#: (no-op unless the application installed one) providers instead of sending to a collector nobody runs.
+EXPORT_VARIABLES = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+
+
+def _export_requested() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return any(os.environ.get(name) for name in EXPORT_VARIABLES)
+
+
 class OtelPlugin:
     """Per-host plugin state. Pass providers to trace into your own pipeline (tests use in-memory ones)."""
 
@@ -91,7 +108,7 @@ class OtelPlugin:
     ) -> None:
         self._owned: list[Any] = []
         build_own = tracer_provider is None and meter_provider is None and not _global_provider_is_set()
-        if build_own and os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true":
+        if build_own and _export_requested():
             tracer_provider, meter_provider = _providers_from_environment()
             self._owned = [tracer_provider, meter_provider]
         self.tracer = trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider)

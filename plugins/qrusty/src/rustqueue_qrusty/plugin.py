@@ -37,6 +37,14 @@ def rustqueue_configure(config: Config) -> None:
         logger.warning("STORAGE_MODE=memory: messages are kept in memory only and lost on restart")
 
 
+@hookimpl(optionalhook=True)
+def rustqueue_http_routes(app_config: Any) -> Any:
+    """qrusty's stats, time series, timings and recent log lines on the http port, for the dashboard."""
+    from rustqueue_qrusty.dashboard_api import ROUTES
+
+    return ROUTES
+
+
 def _qrusty_transport(engine: Any, config: Any) -> Any:
     from rustqueue_qrusty.server import serve_qrusty
 

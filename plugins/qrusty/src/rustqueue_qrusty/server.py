@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from rustqueue_http.server import bind_socket
 
+from rustqueue_qrusty import dashboard_api
 from rustqueue_qrusty.app import create_app
 from rustqueue_qrusty.logstream import LogHub
 from rustqueue_qrusty.memory import install_monitor, memory_sampler
@@ -93,9 +94,11 @@ class QrustyServer:
                 self.settings.memory.critical * 100,
                 self.settings.memory.exit * 100,
             )
+        dashboard_api.register(self.engine, self)
         logger.info("qrusty API listening on http://%s:%d (WebSocket /ws)", self.host, self.port)
 
     async def stop(self) -> None:
+        dashboard_api.unregister(self.engine)
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:
