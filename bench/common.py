@@ -79,8 +79,9 @@ def render_table(results: list[Result], ratios: dict[str, tuple[str, str]] | Non
     return "\n".join(lines)
 
 
-def write_section(name: str, body: str, command: str) -> None:
-    """Replace (or append) the section delimited by ``<!-- bench:name -->`` markers."""
+def write_section(name: str, body: str, command: str, *, header: bool = True) -> None:
+    """Replace (or append) the section delimited by ``<!-- bench:name -->`` markers; with ``header``
+    the section starts with the command line, time, commit and machine that produced it."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = (
         DOC.read_text()
@@ -88,12 +89,8 @@ def write_section(name: str, body: str, command: str) -> None:
         else "# Benchmarks\n\nMedians of repeated runs; ratios compare systems measured in the same run.\n"
     )
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    block = (
-        f"<!-- bench:{name} -->\n"
-        f"Command: `{command}` — run {stamp} at commit {git_rev()} on {machine_line()}.\n\n"
-        f"{body}\n"
-        f"<!-- /bench:{name} -->"
-    )
+    head = f"Command: `{command}` — run {stamp} at commit {git_rev()} on {machine_line()}.\n\n" if header else ""
+    block = f"<!-- bench:{name} -->\n{head}{body}\n<!-- /bench:{name} -->"
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _m: block, text)
@@ -135,6 +132,11 @@ class Target:
     text: str
     measured: str
     met: bool | None  # None: not measurable in this run
+
+
+def write_targets(suite: str, targets: list[Target], command: str) -> None:
+    """The suite's rows of the summary "Targets" table at the top of docs/benchmarks.md."""
+    write_section(f"targets-{suite}", f"From `{command}`:\n\n{render_targets(targets)}", command, header=False)
 
 
 def render_targets(targets: list[Target]) -> str:

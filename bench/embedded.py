@@ -38,9 +38,11 @@ from common import (
     run_interleaved,
     timed,
     write_section,
+    write_targets,
 )
 
 BATCH = 50
+DEFAULT_N = 5_000
 CONCURRENT_PUSHERS = 100
 QUEUE = "bench"
 
@@ -49,9 +51,15 @@ QUEUE = "bench"
 
 
 async def _engine(kind: str, workdir: Path) -> Any:
+    """A fresh engine: ``memory``, ``sqlite`` (a new file) or a PostgreSQL URL (a new schema)."""
     from rustqueue_core import RustQueue
 
-    builder = RustQueue.memory() if kind == "memory" else RustQueue.sqlite(str(workdir / f"rq-{uuid.uuid4().hex}.db"))
+    if kind == "memory":
+        builder = RustQueue.memory()
+    elif kind == "sqlite":
+        builder = RustQueue.sqlite(str(workdir / f"rq-{uuid.uuid4().hex}.db"))
+    else:
+        builder = RustQueue.open(f"{kind}{'&' if '?' in kind else '?'}schema=bench_{uuid.uuid4().hex[:12]}")
     return await builder.housekeeping(False).build()
 
 
@@ -385,4 +393,5 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
     print(body)
     if write:
         write_section("embedded", body, command)
+        write_targets("embedded", targets, command)
     return results

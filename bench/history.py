@@ -64,8 +64,7 @@ async def run(n: int, repeats: int, write: bool, command: str) -> None:
             lines.append(f"| {name} | {statistics.median(times):.3f} | {rows} |")
             print(f"{name:45} {statistics.median(times):.3f}s", file=sys.stderr)
     body = (
-        "\n".join(lines)
-        + f"\n\nArchive of {n:,} jobs (built in {built:.1f} s); each report opens the file read-only."
+        "\n".join(lines) + f"\n\nArchive of {n:,} jobs (built in {built:.1f} s); each report opens the file read-only."
     )
     print(body)
     if write:

@@ -293,10 +293,11 @@ class BuildHandle:
         if not self._started:
             self._started = True
             try:
-                await self._engine.start()
-                enter_lifespans = getattr(self._engine, "enter_lifespans", None)
-                if enter_lifespans is not None:
-                    await enter_lifespans()
+                engine: Any = self._engine
+                if hasattr(engine, "enter_lifespans"):
+                    await engine.start(lifespans=True)
+                else:  # a remote engine has no plugins of its own
+                    await engine.start()
             except BaseException:
                 # Release what start() opened before it failed (storage files, connections).
                 with contextlib.suppress(Exception):

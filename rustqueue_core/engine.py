@@ -74,14 +74,18 @@ class RustQueue(HousekeepingMixin):
         return RustQueueBuilder(url)
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> RustQueue:
-        """Open storage, apply queue config, one housekeeping pass, start housekeeping; → ready."""
+    async def start(self, *, lifespans: bool = False) -> RustQueue:
+        """Open storage, apply queue config, one housekeeping pass (recovery), optionally enter the
+        plugins' lifespans, start housekeeping; → ready. Until then mutations get ``NOT_READY``."""
         if self.state != "starting":
             return self
         await self.storage.open()
+        self._storage_opened = True
         await self._load_configs()
         await self._apply_configured_queues()
         await self._housekeeping_pass(full=True)
+        if lifespans:
+            await self.enter_lifespans()
         self.state = "ready"
         self._start_housekeeping()
         return self

@@ -49,6 +49,8 @@ class EngineBase:
 
     #: Schedule fires by this instance since it started (the ``schedules_fired`` metric).
     schedules_fired: int = 0
+    #: Reads are served while starting (SEMANTICS §4.4) once storage is open.
+    _storage_opened: bool = False
 
     def __init__(
         self,
@@ -95,8 +97,11 @@ class EngineBase:
         raise Closed()
 
     def _gate_read(self) -> None:
-        if self.state == "closed":
+        state = self.state
+        if state == "closed":
             raise Closed()
+        if state == "starting" and not self._storage_opened:
+            raise NotReady("Engine is opening its storage")
 
     # ------------------------------------------------------------------ queue configs
     def _config(self, queue: str) -> QueueConfig:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import pluggy
 
@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("rustqueue.plugins")
 
 T = TypeVar("T")
+
+
+#: Module attribute: ``rustqueue_plugin_factory(host) -> object``. When an entry-point module defines it,
+#: the host registers the object it returns (under the entry point's name) instead of the module, so a
+#: plugin keeps its state per host, and therefore per engine, with no process-global state.
+PLUGIN_FACTORY = "rustqueue_plugin_factory"
 
 
 class PluginLoadError(PluginError):
@@ -201,8 +207,8 @@ class PluginHost:
         return module
 
     def _register_loaded(self, module: ModuleType, name: str, dist: str | None, version: str | None) -> None:
-        if self.pm.is_registered(module):  # e.g. ``-p rustqueue_plugin_hello`` after entry point ``hello``
-            return
+        if self.pm.is_registered(module) or self.pm.get_plugin(name) is not None:
+            return  # e.g. ``-p rustqueue_plugin_hello`` after entry point ``hello``
         try:
             self.register(module, name, distribution=dist, version=version)
         except Exception as exc:
@@ -219,7 +225,15 @@ class PluginHost:
         version: str | None = None,
     ) -> str | None:
         """Register a plugin object or module; ``None`` if its name is blocked. Historic setup hooks
-        (``addhooks``, ``add_options``, ``configure``) reach it at once."""
+        (``addhooks``, ``add_options``, ``configure``) reach it at once. A module that defines
+        ``rustqueue_plugin_factory(host)`` is registered as the object that factory returns."""
+        factory = getattr(plugin, PLUGIN_FACTORY, None) if isinstance(plugin, ModuleType) else None
+        if callable(factory):
+            if name is None:
+                name = cast(ModuleType, plugin).__name__
+            if self.pm.is_blocked(name):
+                return None
+            plugin = factory(self)
         try:
             registered = self.pm.register(plugin, name)
         except Exception:
@@ -338,7 +352,7 @@ class PluginHost:
 
     def distribution_of(self, name: str) -> tuple[str, str | None] | None:
         """``(distribution, version)`` of a registered plugin, if known. A plugin registered by another
-        (``auth.tokens`` by ``auth``) belongs to the distribution of its top-level package."""
+        (a webhooks engine binding by ``webhooks``) belongs to the distribution of its top-level package."""
         info = self._registered.get(name)
         if info is None:
             return None

@@ -102,11 +102,9 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
     grace = float(config.get("server.shutdown_grace_seconds", 30.0))
     try:
         async with AsyncExitStack() as stack:
-            started = time.perf_counter()
-            await engine.start()
-            logger.debug("engine started in %.0f ms", _elapsed_ms(started))
+            # Transports listen while the engine recovers, so clients meet the startup gate (NOT_READY,
+            # 503 + Retry-After) rather than a refused connection; the stack stops them before close.
             stack.push_async_callback(engine.close, grace)
-            await engine.enter_lifespans()
             ready: list[str] = []
             for name, spec in host.named_transports():
                 started = time.perf_counter()
@@ -123,6 +121,9 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
                 logger.debug(
                     "transport %s started in %.0f ms", spec.name, (time.perf_counter() - started) * 1000
                 )
+            started = time.perf_counter()
+            await engine.start(lifespans=True)
+            logger.debug("engine started in %.0f ms", _elapsed_ms(started))
             if ready:
                 bind_host = str(config.get("server.host", "0.0.0.0"))
                 if not _is_loopback(bind_host) and not config.get("auth.enabled", False):

@@ -3,68 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rustqueue_core.cli import main
+from rustqueue_core.testing.server import ServerProcess, free_port
 
 TOKEN = "cli-token-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(workdir: Path, *extra: str) -> Iterator[int]:
     """``rustqueue serve`` on free ports; yields the HTTP port, stops the server afterwards."""
-    http_port, tcp_port = _free_port(), _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "rustqueue_core",
-        "serve",
-        "--storage",
-        "memory://",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--tcp-port",
-        str(tcp_port),
-        *extra,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUSTQUEUE_")}
-    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield http_port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with ServerProcess(list(extra), cwd=workdir) as server:
+        yield server.http_port
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +92,7 @@ def test_errors_print_the_error_json(http_port: int, capsys: pytest.CaptureFixtu
     assert err.startswith("Error: ")
     body = json.loads(err.removeprefix("Error: "))
     assert body["error"]["code"] == "JOB_NOT_FOUND"
-    code, _, err = run(capsys, "status", "--http-port", str(_free_port()))
+    code, _, err = run(capsys, "status", "--http-port", str(free_port()))
     assert code == 1 and err.startswith("Error: ")
 
 

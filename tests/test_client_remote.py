@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,57 +12,14 @@ import pytest_asyncio
 from rustqueue_core.errors import JobNotFound, LeaseLost, ScheduleNotFound
 from rustqueue_core.models import Job, NewJob, Schedule
 from rustqueue_core.remote import RemoteRustQueue, open_remote
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from rustqueue_core.testing.server import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     """``rustqueue serve`` in a subprocess on free ports: yields (http_port, tcp_port)."""
-    http_port, tcp_port = _free_port(), _free_port()
-    workdir = tmp_path_factory.mktemp("server")
-    command = [
-        sys.executable,
-        "-m",
-        "rustqueue_core",
-        "serve",
-        "--storage",
-        "memory://",
-        "--host",
-        "127.0.0.1",
-        "--http-port",
-        str(http_port),
-        "--tcp-port",
-        str(tcp_port),
-        "--plugins=tcp,http",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUSTQUEUE_")}
-    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    try:
-        for port in (http_port, tcp_port):
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        yield http_port, tcp_port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with ServerProcess(["--plugins=tcp,http"], cwd=tmp_path_factory.mktemp("server")) as server:
+        yield server.http_port, server.tcp_port
 
 
 @pytest_asyncio.fixture(params=["tcp", "http"])

@@ -2,9 +2,13 @@
 
 * WAL journal; ``synchronous=NORMAL`` survives a killed process (``durable``); ``?durability=full``
   also survives an OS crash or power loss (``power_safe``).
-* Writes go through one writer thread per process that **group-commits**: everything queued runs in one
-  short ``BEGIN IMMEDIATE`` transaction (each operation isolated by a SAVEPOINT), and every caller
-  returns only after that COMMIT. Reads use a second connection and see every committed write.
+* Writes go through one writer connection per process that **group-commits** (see
+  :mod:`rustqueue_core.builtin.sqlite_writer`): everything submitted together runs in one short
+  ``BEGIN IMMEDIATE`` transaction (each operation isolated by a SAVEPOINT), and every caller returns
+  only after that COMMIT. Reads use a second connection and see every committed write.
+* Claims and acks are one statement per batch (``UPDATE ... RETURNING``); the writer keeps the rows it
+  inserted and claimed, validated by a per-row revision counter, so those statements return only the
+  columns they changed.
 * Several processes may share the file (``multi_process``): ``BEGIN IMMEDIATE`` serialises writers,
   so a claim never hands a job to two processes; a busy file is retried.
 * ``?mode=hybrid`` serves from memory and writes back to the file (see
@@ -78,6 +82,7 @@ class SQLiteStorage:
             synchronous="FULL" if durability == "full" else "NORMAL",
             busy_timeout_s=busy_timeout_s,
             on_open=ops.migrate,
+            merge={ops.insert_jobs: ops.insert_jobs_merged},
         )
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()

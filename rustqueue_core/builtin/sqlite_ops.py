@@ -205,6 +205,14 @@ def insert_jobs(conn: sqlite3.Connection, jobs: Sequence[Job], cache: RowCache |
                 cache.remember(0, job)
 
 
+def insert_jobs_merged(conn: sqlite3.Connection, calls: list[tuple[Any, ...]]) -> list[None]:
+    """Several ``insert_jobs(conn, jobs, cache)`` calls as one (group commit); raises if any would,
+    and the writer then runs them one by one."""
+    jobs = [job for call in calls for job in call[0]]
+    insert_jobs(conn, jobs, calls[0][1] if len(calls[0]) > 1 else None)
+    return [None] * len(calls)
+
+
 # -------------------------------------------------------------------------------------------- claim
 
 

@@ -34,6 +34,8 @@ log = logging.getLogger("rustqueue.storage.sqlite")
 
 T = TypeVar("T")
 WriteFn = Callable[..., Any]
+#: ``merge(conn, [args, ...]) -> [result, ...]`` runs several calls of one operation as one.
+MergeFn = Callable[[sqlite3.Connection, list[tuple[Any, ...]]], list[Any]]
 
 #: Largest number of operations committed together (bounds latency of the first caller in a group).
 MAX_GROUP = 512
@@ -94,6 +96,49 @@ class _Op:
 
 _STOP = object()
 
+#: Commits between background checkpoints (a checkpoint also runs at least every second when busy).
+CHECKPOINT_EVERY_COMMITS = 256
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file from its own connection and thread.
+
+    The writer connection has ``wal_autocheckpoint`` off: an automatic checkpoint runs inside the
+    COMMIT that crosses the threshold and fsyncs there, which would stall that caller (and, on the loop
+    fast path, the event loop) for a disk flush. A PASSIVE checkpoint from another connection copies
+    committed frames without blocking writers or readers; the WAL restarts from its beginning once a
+    checkpoint has caught up.
+    """
+
+    def __init__(self, path: Path | str, synchronous: str) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"rustqueue-sqlite-checkpoint:{path}", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = connect(self._path, synchronous=self._synchronous, busy_timeout_s=0.0, readonly=True)
+        try:
+            while not self._stopping:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy with another process's checkpoint: next time
+                    log.debug("checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
 
 def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for future, ok, value in done:
@@ -115,11 +160,13 @@ class GroupCommitWriter:
         synchronous: str = "NORMAL",
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
         on_open: Callable[[sqlite3.Connection], None] | None = None,
+        merge: dict[WriteFn, MergeFn] | None = None,
     ) -> None:
         self.path = path
         self._synchronous = synchronous
         self._busy_timeout_s = busy_timeout_s
         self._on_open = on_open
+        self._merge: dict[WriteFn, MergeFn] = dict(merge or {})
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -130,6 +177,8 @@ class GroupCommitWriter:
         self._flush_scheduled = False
         #: operations handed to the thread and not yet finished; while any exist, new ones follow them
         self._thread_backlog = 0
+        self._checkpointer: _Checkpointer | None = None
+        self._since_checkpoint = 0
         self._backlog_lock = threading.Lock()
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
@@ -233,6 +282,9 @@ class GroupCommitWriter:
                 _retry_busy(lambda: on_open(conn), self._busy_timeout_s)
             # lock waits are retried explicitly (never inside a call on the loop thread)
             conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+            self._checkpointer = _Checkpointer(self.path, self._synchronous)
             self._conn = conn
         except BaseException as exc:
             self._open_error = exc
@@ -262,10 +314,14 @@ class GroupCommitWriter:
         finally:
             with self._conn_lock:
                 self._conn = None
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
+                    self._checkpointer = None
                 try:
                     conn.execute("PRAGMA optimize")
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 except sqlite3.Error:
-                    pass
+                    pass  # another process is reading or checkpointing: it will catch up
                 conn.close()
 
     def _begin(self, conn: sqlite3.Connection) -> None:
@@ -290,28 +346,61 @@ class GroupCommitWriter:
                 self._rollback(conn)
                 return [(False, exc)]
         else:
-            for op in group:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = op.fn(conn, *op.args)
-                except BaseException as exc:
-                    try:
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
-                    except sqlite3.Error:
-                        pass
-                    outcomes.append((False, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    outcomes.append((True, value))
+            start = 0
+            while start < len(group):
+                fn = group[start].fn
+                end = start + 1
+                merge = self._merge.get(fn)
+                if merge is not None:
+                    while end < len(group) and group[end].fn is fn:
+                        end += 1
+                run = group[start:end]
+                merged = self._run_merged(conn, merge, run) if merge is not None and len(run) > 1 else None
+                outcomes.extend(merged if merged is not None else (self._run_isolated(conn, op) for op in run))
+                start = end
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
             self._rollback(conn)
             return [(False, exc)] * len(group)
         self.commits += 1
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY_COMMITS and self._checkpointer is not None:
+            self._since_checkpoint = 0
+            self._checkpointer.nudge()
         self.operations += len(group)
         return outcomes
+
+    @staticmethod
+    def _run_isolated(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
+        """One operation of a group, under a SAVEPOINT so its failure undoes only itself."""
+        conn.execute("SAVEPOINT op")
+        try:
+            value = op.fn(conn, *op.args)
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+            except sqlite3.Error:
+                pass
+            return (False, exc)
+        conn.execute("RELEASE op")
+        return (True, value)
+
+    @staticmethod
+    def _run_merged(conn: sqlite3.Connection, merge: MergeFn, run: list[_Op]) -> list[tuple[bool, Any]] | None:
+        """Consecutive calls of one mergeable operation as a single statement batch (100 concurrent
+        single pushes become one ``executemany``). If the merged form fails, nothing of it remains and
+        ``None`` sends the calls through one by one, so each gets its own outcome."""
+        conn.execute("SAVEPOINT merged")
+        try:
+            values = merge(conn, [op.args for op in run])
+        except Exception:
+            conn.execute("ROLLBACK TO merged")
+            conn.execute("RELEASE merged")
+            return None
+        conn.execute("RELEASE merged")
+        return [(True, value) for value in values]
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:

@@ -397,10 +397,7 @@ class StorageConformance(StorageQueryConformance):
     async def test_count_jobs_puts_each_state_in_its_column(self, storage_factory: Any) -> None:
         storage = await storage_factory()
         states = ["waiting", "active", "delayed", "completed", "failed", "dlq", "blocked", "cancelled"]
-        jobs = [
-            make_job("q", i, state=s, delay_until=at(60) if s == "delayed" else None)
-            for i, s in enumerate(states)
-        ]
+        jobs = [make_job("q", i, state=s, delay_until=at(60) if s == "delayed" else None) for i, s in enumerate(states)]
         await storage.insert_jobs([*jobs, make_job("other", 99)], T0)
         counts = await storage.count_jobs()
         assert counts["q"] == QueueCounts(**{s: 1 for s in states})

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rustqueue_core.storage import Change, InsertConflict, JobFilter
-from rustqueue_core.testing.jobs import T0, at, make_job, make_jobs
+from rustqueue_core.testing.jobs import T0, at, make_job, make_jobs, make_schedule
 from rustqueue_core.testing.procs import Child, open_url
 
 
@@ -73,6 +73,22 @@ class StorageConcurrencyConformance:
         holders, _ = await storage.find_jobs(JobFilter(queue="q", unique_key="the-key"), 100)
         assert [j.id for j in holders] == winners
 
+    async def test_concurrent_fires_of_one_slot_fire_once(self, storage_factory: Any) -> None:
+        storage = await storage_factory()
+        await storage.put_schedule(make_schedule("s", next_run_at=at(60)))
+
+        async def fire(i: int) -> bool:
+            job = make_job("scheduled", i)
+            fired: bool = await storage.fire_schedule(
+                "s", at(60), {"next_run_at": at(120), "execution_count": 1}, [job], at(60)
+            )
+            return fired
+
+        results = await asyncio.wait_for(asyncio.gather(*(fire(i) for i in range(20))), 60)
+        assert results.count(True) == 1
+        jobs, _ = await storage.find_jobs(JobFilter(queue="scheduled"), 100)
+        assert len(jobs) == 1
+
     async def test_lease_expiry_is_visible_and_renew_extends_it(self, storage_factory: Any) -> None:
         storage = await storage_factory()
         await storage.insert_jobs(make_jobs(2), T0)
@@ -114,6 +130,29 @@ class StorageConcurrencyConformance:
         both = per_child[0] + per_child[1]
         assert len(both) == len(set(both)), "a job was handed to two processes"
         assert set(both) == {j.id for j in jobs}
+
+    async def test_processes_firing_one_schedule_slot_fire_it_once(
+        self, storage_factory: Any, request: pytest.FixtureRequest
+    ) -> None:
+        probe = await storage_factory()
+        url = subprocess_url(request, probe, "once-per-slot schedules across processes")
+        store = await open_url(url)
+        try:
+            await store.put_schedule(make_schedule("nightly", next_run_at=None))
+        finally:
+            await store.close()
+        children = [Child(url, "fire", "nightly", "10") for _ in range(2)]
+        await asyncio.gather(*(c.start() for c in children))
+        codes = await asyncio.gather(*(c.finish(within_s=120) for c in children))
+        assert codes == [0, 0], [c.stderr for c in children]
+        winners = [w[0] for c in children for w in c.words("fired")]
+        assert len(winners) == 1
+        store = await open_url(url)
+        try:
+            jobs, _ = await store.find_jobs(JobFilter(queue="scheduled"), 100)
+            assert [j.id for j in jobs] == winners
+        finally:
+            await store.close()
 
     async def test_processes_racing_on_one_unique_key_store_exactly_one(
         self, storage_factory: Any, request: pytest.FixtureRequest

@@ -139,9 +139,7 @@ class StorageQueryConformance:
             filter=JobFilter(states=["completed"], completed_before=at(50), without_blocked_children=True)
         )
         assert [j.id for j in deleted] == [old_done.id]
-        deleted = await storage.delete_jobs(
-            filter=JobFilter(states=["dlq", "cancelled"], updated_before=at(50))
-        )
+        deleted = await storage.delete_jobs(filter=JobFilter(states=["dlq", "cancelled"], updated_before=at(50)))
         assert sorted(j.id for j in deleted) == sorted([old_dlq.id, old_cancelled.id])
         left = await storage.get_jobs([old_parent.id, recent.id, new_dlq.id, old_waiting.id, blocked.id])
         assert all(j is not None for j in left)
@@ -155,9 +153,7 @@ class StorageQueryConformance:
         assert len(first) == 3
         rest = await storage.delete_jobs(filter=JobFilter(states=["completed"]), limit=3)
         assert len(rest) == 2
-        assert await storage.count_jobs() == {} or all(
-            c.total == 0 for c in (await storage.count_jobs()).values()
-        )
+        assert await storage.count_jobs() == {} or all(c.total == 0 for c in (await storage.count_jobs()).values())
 
     # ------------------------------------------------------------------ schedules
     async def test_schedule_crud(self, storage_factory: Any) -> None:

@@ -60,7 +60,10 @@ class Child:
         """SIGKILL now; returns the wall-clock time of the kill."""
         assert self.proc is not None
         killed_at = time.time()
-        os.kill(self.proc.pid, signal.SIGKILL)
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it already died: ``finish()`` reports how
         return killed_at
 
     async def finish(self, within_s: float = 60.0) -> int:

@@ -6,6 +6,7 @@ once, so the parent knows exactly what was acknowledged before it kills the proc
 
 * ``claim QUEUE BATCH`` — claim until the queue is empty: ``claimed <id>`` per job.
 * ``unique QUEUE KEY COUNT`` — COUNT concurrent inserts with one unique key: ``ok <id>`` or ``conflict``.
+* ``fire NAME COUNT`` — COUNT concurrent fires of the schedule's unfired slot: ``fired <id>`` or ``lost``.
 * ``push`` — single inserts forever: ``acked <id> <unix time>``.
 * ``batch SIZE`` — batch inserts forever, each batch one ``flow_id``: ``batch <flow_id> <unix time>``.
 * ``concurrent TASKS`` — TASKS tasks inserting forever: ``acked <id> <unix time>``.
@@ -71,6 +72,16 @@ async def _unique(storage: Any, queue: str, key: str, count: int) -> None:
         _say(line)
 
 
+async def _fire(storage: Any, name: str, count: int) -> None:
+    async def one(i: int) -> str:
+        job = make_job("scheduled", i, created_at=_now())
+        won = await storage.fire_schedule(name, None, {"next_run_at": _now(), "execution_count": 1}, [job], _now())
+        return f"fired {job.id}" if won else "lost"
+
+    for line in await asyncio.gather(*(one(i) for i in range(count))):
+        _say(line)
+
+
 async def _push(storage: Any) -> None:
     rank = 0
     while True:
@@ -115,9 +126,7 @@ async def _work(storage: Any) -> None:
         for job in jobs:
             _say(f"pushed {job.id} {stamp}")
         claimed = await storage.claim("crash", 10, _now(), consumer_id="child", lease_ms=600_000)
-        outcomes = await storage.complete(
-            [CompleteItem(id=j.id, lease_token=j.lease_token) for j in claimed], _now()
-        )
+        outcomes = await storage.complete([CompleteItem(id=j.id, lease_token=j.lease_token) for j in claimed], _now())
         stamp = time.time()
         for outcome in outcomes:
             if outcome.outcome == "ok":
@@ -135,6 +144,8 @@ async def main(argv: list[str]) -> None:
             await _claim(storage, args[0], int(args[1]))
         elif mode == "unique":
             await _unique(storage, args[0], args[1], int(args[2]))
+        elif mode == "fire":
+            await _fire(storage, args[0], int(args[1]))
         elif mode == "push":
             await _push(storage)
         elif mode == "batch":

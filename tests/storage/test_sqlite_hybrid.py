@@ -15,9 +15,7 @@ from rustqueue_core.testing.jobs import T0, at, make_job, make_jobs, make_schedu
 
 
 def hybrid(path: Path, interval: float = 0.2, max_dirty: int = 5000) -> HybridSQLiteStorage:
-    store = create_storage(
-        f"sqlite:///{path}?mode=hybrid&snapshot_interval={interval}&max_dirty={max_dirty}", {}
-    )
+    store = create_storage(f"sqlite:///{path}?mode=hybrid&snapshot_interval={interval}&max_dirty={max_dirty}", {})
     assert isinstance(store, HybridSQLiteStorage)
     return store
 

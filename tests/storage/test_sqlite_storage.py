@@ -281,17 +281,13 @@ def test_housekeeping_filters_use_their_indexes(tmp_path: Path) -> None:
         where, params = filter_sql(job_filter)
         plan = " | ".join(
             row[3]
-            for row in conn.execute(
-                f"EXPLAIN QUERY PLAN SELECT id FROM {source(job_filter)} WHERE {where}", params
-            )
+            for row in conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM {source(job_filter)} WHERE {where}", params)
         )
         assert f"INDEX {index}" in plan, (index, plan)
     for states, bound in ((["completed"], "completed_before"), (["dlq"], "updated_before")):
         job_filter = JobFilter(states=states, without_blocked_children=True, **{bound: T0})
         where, params = filter_sql(job_filter)
-        plan = " ".join(
-            r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE {where}", params)
-        )
+        plan = " ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE {where}", params))
         assert "jobs_state (state=? AND due_at<?)" in plan
     conn.close()
 

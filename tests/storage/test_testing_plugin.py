@@ -10,9 +10,7 @@ from rustqueue_core.testing import StorageFactory
 from rustqueue_core.testing.jobs import T0, make_job
 
 
-async def test_storage_factory_gives_fresh_empty_stores(
-    storage_factory: StorageFactory, storage_url: str
-) -> None:
+async def test_storage_factory_gives_fresh_empty_stores(storage_factory: StorageFactory, storage_url: str) -> None:
     first = await storage_factory()
     await first.insert_jobs([make_job()], T0)
     second = await storage_factory()

@@ -25,6 +25,8 @@ from rustqueue_postgres.storage import PostgresStorage
 async def main(url: str, batch: int) -> None:
     storage = PostgresStorage(url)
     await storage.open()
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the start signal
     now = datetime(2026, 1, 1, tzinfo=UTC)
     taken: list[str] = []
     empty = 0
@@ -45,11 +47,22 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
-async def _run(*args: str) -> str:
+async def _start(*args: str) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    assert line.strip() == b"ready", line
+    return process
+
+
+async def _finish(process: asyncio.subprocess.Process) -> str:
+    out, err = await asyncio.wait_for(process.communicate(b"go\n"), timeout=120)
     assert process.returncode == 0, err.decode()
     return out.decode().strip().splitlines()[-1]
 
@@ -68,15 +81,17 @@ def _jobs(n: int) -> list[Job]:
     ]
 
 
-async def test_two_processes_never_receive_the_same_job(pg_url: str, pg_storage: PostgresStorage) -> None:
+async def test_three_processes_never_receive_the_same_job(pg_url: str, pg_storage: PostgresStorage) -> None:
     jobs = _jobs(900)
     for start in range(0, len(jobs), 300):
         await pg_storage.insert_jobs(jobs[start : start + 300], NOW)
-    outputs = await asyncio.gather(
-        _run("-c", CLAIMER, pg_url, "7", "p1"),
-        _run("-c", CLAIMER, pg_url, "13", "p2"),
-        _run("-c", CLAIMER, pg_url, "1", "p3"),
+    # All three connect first, then start claiming at the same moment.
+    processes = await asyncio.gather(
+        _start("-c", CLAIMER, pg_url, "7", "p1"),
+        _start("-c", CLAIMER, pg_url, "13", "p2"),
+        _start("-c", CLAIMER, pg_url, "1", "p3"),
     )
+    outputs = await asyncio.gather(*(_finish(p) for p in processes))
     taken = [job_id for out in outputs for job_id in json.loads(out)]
     assert len(taken) == len(set(taken)) == len(jobs)
     assert all(json.loads(out) for out in outputs), "every process got work"

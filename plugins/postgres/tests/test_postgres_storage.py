@@ -152,7 +152,8 @@ def test_url_options_are_parsed_and_validated() -> None:
     opts = parse_url("postgresql://u:secret@h:6000/db?schema=tenant_1&notify=off&poll_interval=0.2&sslmode=x")
     assert (opts.schema, opts.notify, opts.poll_interval) == ("tenant_1", False, 0.2)
     assert opts.sqlalchemy_url == "postgresql+asyncpg://u:secret@h:6000/db?sslmode=x"
-    assert opts.display == "h:6000/db"
+    assert opts.display == "h:6000/db" and opts.statement_cache_size == 100
+    assert parse_url("postgresql://u@h/db", {"statement_cache_size": "0"}).statement_cache_size == 0
     with pytest.raises(ConfigError, match="schema"):
         parse_url("postgresql://u@h/db?schema=bad-name")
     with pytest.raises(ConfigError, match="notify"):

@@ -68,7 +68,8 @@ secret = "serve-secret"
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""
             try:
-                if httpx.get(f"{self.base}/api/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.base}/api/v1/health", timeout=1)
+                if health.status_code == 200 and health.json().get("state") == "ready":
                     return
             except httpx.HTTPError:
                 pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import rustqueue_websocket.plugin as websocket_plugin
+
 import asyncio
 import re
 from typing import Any
@@ -120,7 +122,8 @@ async def test_many_subscribers_each_get_every_event(ws_engine, http_base):
 
 
 async def test_closed_client_is_unsubscribed(ws_engine, http_base):
-    plugin = ws_engine.host.pm.get_plugin("websocket.events")
+    plugin = websocket_plugin.find_plugin(ws_engine.host)
+    assert plugin is not None
     async with connect(f"ws://{http_base}/api/v1/events") as ws:
         await ws_engine.push("tasks", "task", {})
         await recv(ws)

@@ -1,7 +1,7 @@
 """Entry point of the auth plugin (group ``rustqueue``, name ``auth``).
 
-The module registers one ``AuthPlugin`` instance per plugin host, so two engines in one process never
-share tokens or lockout state.
+The host registers one ``AuthPlugin`` per plugin host (``rustqueue_plugin_factory``), so two engines in
+one process never share tokens or lockout state.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("rustqueue.auth")
 
-INSTANCE_NAME = "auth.tokens"
 
 
 class AuthPlugin:
@@ -47,7 +46,5 @@ class AuthPlugin:
         return self.authenticator.authenticate(credentials)
 
 
-@hookimpl
-def rustqueue_addhooks(host: PluginHost) -> None:
-    if host.pm.get_plugin(INSTANCE_NAME) is None:
-        host.register(AuthPlugin(), INSTANCE_NAME)
+def rustqueue_plugin_factory(host: PluginHost) -> AuthPlugin:
+    return AuthPlugin()

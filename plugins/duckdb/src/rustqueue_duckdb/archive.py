@@ -113,7 +113,9 @@ def ensure_schema(con: Any) -> None:
     con.execute(SCHEMA)
     row = con.execute("SELECT value FROM rq_history_meta WHERE key = 'schema_version'").fetchone()
     if row is None:
-        con.execute("INSERT INTO rq_history_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        con.execute(
+            "INSERT INTO rq_history_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
+        )
     elif int(row[0]) > SCHEMA_VERSION:
         raise RuntimeError(
             f"history file has schema version {row[0]}, newer than this rustqueue-duckdb ({SCHEMA_VERSION})"
@@ -234,7 +236,8 @@ class Archiver:
     async def _run(self) -> None:
         interval = self.config.flush_interval_ms / 1000
         try:
-            await asyncio.to_thread(self._init_file)
+            async with self._lock:
+                await asyncio.to_thread(self._init_file)
         except Exception:
             self.flush_failures += 1
             logger.exception("history file %s could not be opened; flushes will retry", self.path)

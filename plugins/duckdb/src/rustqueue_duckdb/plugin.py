@@ -153,11 +153,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     Console().print(rich_table)
 
 
-#: The module registered through the entry point delegates to one state per process; hosts that want
-#: several independent engines register ``HistoryPlugin()`` instances instead.
-_default = HistoryPlugin()
-rustqueue_configure = _default.rustqueue_configure
-rustqueue_jobs_changed = _default.rustqueue_jobs_changed
-rustqueue_lifespan = _default.rustqueue_lifespan
-rustqueue_health = _default.rustqueue_health
-rustqueue_add_commands = _default.rustqueue_add_commands
+def rustqueue_plugin_factory(host: Any) -> HistoryPlugin:
+    """One history archiver per plugin host, so two engines in one process never share a buffer."""
+    return HistoryPlugin()

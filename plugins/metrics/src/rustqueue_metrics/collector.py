@@ -29,9 +29,6 @@ log = logging.getLogger("rustqueue.metrics")
 #: The text exposition format rendered by ``generate_latest``.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-#: The websocket plugin's per-host instance (its broker counts connected clients).
-WEBSOCKET_INSTANCE = "websocket.events"
-
 # Engine event kind → counter it advances. ``jobs_failed`` counts every failed attempt: retries and
 # dead-letter entries alike, as the original counted every fail call.
 _PUSHED = ("job.pushed",)
@@ -175,8 +172,8 @@ class EngineMetrics:
 
     def websocket_clients(self) -> int:
         host = getattr(self.engine, "host", None)
-        pm = getattr(host, "pm", None)
-        instance = pm.get_plugin(WEBSOCKET_INSTANCE) if pm is not None else None
+        module = sys.modules.get("rustqueue_websocket.plugin")  # loaded only when that plugin is
+        instance = module.find_plugin(host) if module is not None and host is not None else None
         broker = getattr(instance, "broker", None)
         return int(getattr(broker, "client_count", 0) or 0)
 

@@ -197,10 +197,6 @@ class OtelPlugin:
         for (kind, queue), count in tally.items():
             self.counters[COUNTED_EVENTS[kind]].add(count, {"queue": queue})
 
-    @hookimpl
-    def rustqueue_lifespan(self, engine: Any) -> Any:
-        return _Flush(self._owned)
-
     def shutdown(self) -> None:
         for provider in self._owned:
             try:
@@ -208,20 +204,3 @@ class OtelPlugin:
             except Exception:  # shutting down an exporter must never fail the server's stop
                 logger.exception("OpenTelemetry provider shutdown failed")
         self._owned = []
-
-
-class _Flush:
-    """Flushes and shuts down the providers this plugin built, at server stop."""
-
-    def __init__(self, owned: list[Any]) -> None:
-        self._owned = owned
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        for provider in self._owned:
-            try:
-                provider.shutdown()
-            except Exception:
-                logger.exception("OpenTelemetry provider shutdown failed")

@@ -91,7 +91,12 @@ class PostgresBase:
             pool_size=opts.pool_size,
             max_overflow=opts.max_overflow,
             pool_recycle=1800,
-            connect_args={"server_settings": self._server_settings(), "timeout": opts.connect_timeout},
+            connect_args={
+                "server_settings": self._server_settings(),
+                "timeout": opts.connect_timeout,
+                "statement_cache_size": opts.statement_cache_size,
+                "prepared_statement_cache_size": opts.statement_cache_size,
+            },
         )
         self._engine = engine
         try:

@@ -9,6 +9,8 @@ Query options the backend reads (everything else is passed to the driver):
 ``pool_size``       pooled connections (10); ``max_overflow`` extra ones under bursts (10)
 ``connect_timeout`` seconds to wait for a connection at open (10)
 ``retry_timeout``   seconds an operation keeps retrying after the connection drops (60)
+``statement_cache_size`` prepared statements kept per connection (100); 0 for poolers in transaction
+                    mode that cannot keep prepared statements
 """
 
 from __future__ import annotations
@@ -37,11 +39,15 @@ class PostgresOptions(msgspec.Struct, kw_only=True, frozen=True):
     max_overflow: int = 10
     connect_timeout: float = 10.0
     retry_timeout: float = 60.0
+    statement_cache_size: int = 100
 
 
 _BOOLEAN = {"on": True, "true": True, "1": True, "yes": True}
 _BOOLEAN.update({"off": False, "false": False, "0": False, "no": False})
-_OWN = ("schema", "notify", "poll_interval", "pool_size", "max_overflow", "connect_timeout", "retry_timeout")
+_OWN = (
+    "schema", "notify", "poll_interval", "pool_size", "max_overflow", "connect_timeout", "retry_timeout",
+    "statement_cache_size",
+)  # fmt: skip
 
 
 def _number(name: str, value: Any, kind: type, minimum: float) -> Any:
@@ -86,4 +92,5 @@ def parse_url(url: str, options: Mapping[str, Any] | None = None) -> PostgresOpt
         max_overflow=_number("max_overflow", merged.get("max_overflow", 10), int, 0),
         connect_timeout=_number("connect_timeout", merged.get("connect_timeout", 10.0), float, 0.1),
         retry_timeout=_number("retry_timeout", merged.get("retry_timeout", 60.0), float, 0.0),
+        statement_cache_size=_number("statement_cache_size", merged.get("statement_cache_size", 100), int, 0),
     )

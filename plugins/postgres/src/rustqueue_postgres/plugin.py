@@ -21,6 +21,7 @@ CAPABILITIES = Capabilities(
     multi_process=True,
     multi_node=True,
     wakeups=True,
+    claims_due_delayed=True,
     group_limits=True,
     transactional_enqueue=True,
     max_batch=10_000,

@@ -132,6 +132,7 @@ def _migration_1(s: str) -> list[str]:
         f"WHERE unique_key IS NOT NULL AND state IN {unfinished}",
         f"CREATE INDEX jobs_queue_state ON {s}.jobs (queue, state)",
         f"CREATE INDEX jobs_delayed ON {s}.jobs (delay_until) WHERE state = 'delayed'",
+        f"CREATE INDEX jobs_delayed_queue ON {s}.jobs (queue, delay_until) WHERE state = 'delayed'",
         # Active jobs: a small set. lease_expires_at is deliberately not indexed, so heartbeats
         # (which only move it) stay HOT updates.
         f"CREATE INDEX jobs_active ON {s}.jobs (queue, group_id) WHERE state = 'active'",

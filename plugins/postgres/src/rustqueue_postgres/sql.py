@@ -94,26 +94,24 @@ class Statements:
         self.get_jobs = f"SELECT json_agg({job_json('j')})::text FROM {jobs} j WHERE j.id = ANY($1::text[])"
         self.cas_view = f"SELECT id, state, lease_token, worker_id FROM {jobs} WHERE id = ANY($1::text[])"
 
-        # ---- claim
-        waiting = (
-            f"SELECT id FROM {jobs} WHERE queue = $1 AND state = 'waiting' "
-            "AND (expires_at IS NULL OR expires_at > $2) ORDER BY sort_key LIMIT $3 FOR UPDATE SKIP LOCKED"
-        )
+        # ---- claim: waiting jobs plus delayed jobs already due (claims_due_delayed), each branch
+        # an index scan that locks at most the limit; the union is ordered by sort_key once.
         self.claim = (
-            f"WITH picked AS (SELECT c.id, row_number() OVER () AS rn FROM ({waiting}) c), "
+            "WITH picked AS (SELECT c.id, row_number() OVER (ORDER BY c.sort_key) AS rn "
+            f"FROM ({self._claimable('$3')}) c ORDER BY c.sort_key LIMIT $3), "
             f"{self._claim_update('picked')} "
             f"SELECT json_agg({job_json('u')} ORDER BY u.sort_key)::text FROM upd u"
         )
         self.group_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
+        unsaturated = (
+            "AND (j.group_id IS NULL OR NOT EXISTS ("
+            "SELECT 1 FROM active a WHERE a.group_id = j.group_id AND a.n >= $7))"
+        )
         self.claim_grouped = (
             "WITH active AS ("
             f"SELECT group_id, count(*) AS n FROM {jobs} WHERE queue = $1 AND state = 'active' "
             "AND group_id IS NOT NULL GROUP BY group_id), "
-            f"cand AS (SELECT j.id, j.group_id, j.sort_key FROM {jobs} j WHERE j.queue = $1 "
-            "AND j.state = 'waiting' AND (j.expires_at IS NULL OR j.expires_at > $2) "
-            "AND (j.group_id IS NULL OR NOT EXISTS ("
-            "SELECT 1 FROM active a WHERE a.group_id = j.group_id AND a.n >= $7)) "
-            "ORDER BY j.sort_key LIMIT $8 FOR UPDATE SKIP LOCKED), "
+            f"cand AS ({self._claimable('$8', unsaturated)}), "
             "ranked AS (SELECT c.id, c.group_id, c.sort_key, "
             "row_number() OVER (PARTITION BY c.group_id ORDER BY c.sort_key) AS grn FROM cand c), "
             "picked AS (SELECT r.id, row_number() OVER (ORDER BY r.sort_key) AS rn FROM ranked r "
@@ -189,6 +187,18 @@ class Statements:
         self.delete_schedule = f"DELETE FROM {s}.schedules WHERE name = $1 RETURNING name"
 
     # ------------------------------------------------------------------ pieces
+    def _claimable(self, limit: str, extra: str = "") -> str:
+        """Locked candidates of queue ``$1`` at time ``$2``: waiting, and delayed with
+        ``delay_until <= $2``, neither expired, each branch limited to ``limit`` rows."""
+        live = "(j.expires_at IS NULL OR j.expires_at > $2)"
+        select = f"SELECT j.id, j.group_id, j.sort_key FROM {self.jobs} j WHERE j.queue = $1"
+        tail = f"ORDER BY j.sort_key LIMIT {limit} FOR UPDATE SKIP LOCKED"
+        # Locking clauses are not allowed directly in UNION branches, but are in sub-selects.
+        return (
+            f"SELECT * FROM ({select} AND j.state = 'waiting' AND {live} {extra} {tail}) w UNION ALL "
+            f"SELECT * FROM ({select} AND j.state = 'delayed' AND j.delay_until <= $2 AND {live} {extra} {tail}) d"
+        )
+
     def _claim_update(self, picked: str) -> str:
         return (
             f"upd AS (UPDATE {self.jobs} j SET state = 'active', started_at = $2, updated_at = $2, "

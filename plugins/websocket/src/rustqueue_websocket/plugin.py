@@ -1,6 +1,7 @@
 """Entry point of the websocket plugin (group ``rustqueue``, name ``websocket``).
 
-The module registers one ``WebSocketPlugin`` per plugin host (its subscribers are per engine). With
+The host registers one ``WebSocketPlugin`` per plugin host (``rustqueue_plugin_factory``): its subscribers
+are per engine. With
 the http plugin loaded, ``/api/v1/events`` is served on the HTTP port; without it the plugin offers a
 listener of its own (``websocket.port``, default 6791).
 """
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from rustqueue_core.config import Config
     from rustqueue_core.plugins import PluginHost
 
-INSTANCE_NAME = "websocket.events"
 DEFAULT_PORT = 6791
 
 
@@ -70,7 +70,13 @@ class WebSocketPlugin:
         return serve_events(self, host, port)
 
 
-@hookimpl
-def rustqueue_addhooks(host: PluginHost) -> None:
-    if host.pm.get_plugin(INSTANCE_NAME) is None:
-        host.register(WebSocketPlugin(host), INSTANCE_NAME)
+def rustqueue_plugin_factory(host: PluginHost) -> WebSocketPlugin:
+    return WebSocketPlugin(host)
+
+
+def find_plugin(host: Any) -> WebSocketPlugin | None:
+    """The websocket plugin object registered on ``host`` (whatever name it was registered under)."""
+    for plugin in host.pm.get_plugins():
+        if isinstance(plugin, WebSocketPlugin):
+            return plugin
+    return None
