@@ -59,7 +59,7 @@ async def _engine(kind: str, workdir: Path) -> Any:
     elif kind == "sqlite":
         builder = RustQueue.sqlite(str(workdir / f"rq-{uuid.uuid4().hex}.db"))
     else:
-        builder = RustQueue.open(f"{kind}{'&' if '?' in kind else '?'}schema=bench_{uuid.uuid4().hex[:12]}")
+        builder = RustQueue.open(kind).storage_options(schema=f"bench_{uuid.uuid4().hex[:12]}")
     return await builder.housekeeping(False).build()
 
 

@@ -44,6 +44,9 @@ from server import BATCH, Server, merge, rustqueue_tcp_cases
 
 DEFAULT_N = 5_000
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
+#: The server nodes use the backend's default schema, in a database of their own.
+NODES_DB = "rustqueue_bench"
+NODES_DSN = f"postgresql://postgres@127.0.0.1:5432/{NODES_DB}"
 LATENCY_SAMPLES = 200
 
 
@@ -57,6 +60,16 @@ async def _drop_bench_schemas() -> None:
         names = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")
         for row in names:
             await conn.execute(f'DROP SCHEMA "{row[0]}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def _fresh_nodes_database() -> None:
+    """An empty database for the server nodes (the URL of ``serve --storage`` carries no schema option)."""
+    conn = await asyncpg.connect(DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{NODES_DB}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{NODES_DB}"')
     finally:
         await conn.close()
 
@@ -285,7 +298,7 @@ async def dequeue_latency(waiting: int) -> float:
     from rustqueue_core import RustQueue
 
     schema = _schema()
-    rq: Any = await RustQueue.open(f"{DSN}?schema={schema}").housekeeping(False).build()
+    rq: Any = await RustQueue.open(DSN).storage_options(schema=schema).housekeeping(False).build()
     conn = await asyncpg.connect(DSN)
     try:
         template = await rq.push("bench", "job", {"i": 0})
@@ -333,9 +346,9 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
     merged: dict[tuple[str, str], Result] = {}
     with tempfile.TemporaryDirectory(prefix="rq-bench-pg-") as tmp:
         workdir = Path(tmp)
-        for repeat in range(repeats):
-            schema = f"bench_nodes_{repeat}_{uuid.uuid4().hex[:6]}"
-            nodes = [Server(f"{DSN}?schema={schema}", ["tcp"], workdir) for _ in range(2)]
+        for _ in range(repeats):
+            await _fresh_nodes_database()
+            nodes = [Server(NODES_DSN, ["tcp"], workdir) for _ in range(2)]
             try:
                 for node in nodes:  # one after the other: the first applies the migrations
                     await node.start()
@@ -384,7 +397,7 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
         f"{latency[1_000] * 1e3:.2f} ms with 1,000 jobs waiting, {latency[1_000_000] * 1e3:.2f} ms with 1,000,000.\n\n"
         f"n = {n:,} jobs per case for every system, {repeats} repeats, systems interleaved per case; "
         f"{await server_settings()}; every system at its defaults in a fresh schema. TCP nodes: `rustqueue serve "
-        f"--plugins=tcp` on one shared schema, 4 concurrent batches spread over the nodes. procrastinate consumes "
+        f"--plugins=tcp` sharing one database, 4 concurrent batches spread over the nodes. procrastinate consumes "
         f'through its worker (one job per fetch; "batch50" = worker concurrency 50); PgQueuer through '
         f"`Queries.dequeue` + `log_jobs`.\n\n"
         f"Targets:\n\n{render_targets(targets)}"

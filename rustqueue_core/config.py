@@ -306,7 +306,8 @@ def _typed(config: Config, key: str, kind: type, default: Any = None) -> Any:
 
 
 def engine_settings_from_config(config: Config, base: EngineSettings | None = None) -> EngineSettings:
-    """Map ``scheduler.*``, ``jobs.*``, ``retention.*``, ``[queues.<name>]`` onto ``EngineSettings``.
+    """Map ``scheduler.*``, ``jobs.*``, ``retention.*``, ``memory.*``, ``[queues.<name>]`` onto
+    ``EngineSettings``.
 
     Keys absent from the file keep ``base``'s values, except ``stall_check_interval_ms``, whose server
     default is the original's 5000 ms.
@@ -323,6 +324,15 @@ def engine_settings_from_config(config: Config, base: EngineSettings | None = No
         if value is not None:
             changes[attr] = value
     changes.setdefault("stall_check_interval_ms", 5_000)
+    for key, attr in (
+        ("memory.limit_mb", "memory_limit_mb"),
+        ("memory.pressure_threshold", "memory_pressure_threshold"),
+        ("memory.critical_threshold", "memory_critical_threshold"),
+        ("memory.exit_threshold", "memory_exit_threshold"),
+    ):
+        fraction = _typed(config, key, float)
+        if fraction is not None:
+            changes[attr] = fraction
 
     defaults = {
         field_name: _typed(config, f"jobs.default_{field_name}", kind)

@@ -79,8 +79,11 @@ class RustQueue(HousekeepingMixin):
         plugins' lifespans, start housekeeping; → ready. Until then mutations get ``NOT_READY``."""
         if self.state != "starting":
             return self
-        await self.storage.open()
-        self._storage_opened = True
+        self._opening_storage = True
+        try:
+            await self.storage.open()
+        finally:
+            self._opening_storage = False
         await self._load_configs()
         await self._apply_configured_queues()
         await self._housekeeping_pass(full=True)

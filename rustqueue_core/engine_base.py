@@ -49,8 +49,8 @@ class EngineBase:
 
     #: Schedule fires by this instance since it started (the ``schedules_fired`` metric).
     schedules_fired: int = 0
-    #: Reads are served while starting (SEMANTICS §4.4) once storage is open.
-    _storage_opened: bool = False
+    #: Reads are served while starting (SEMANTICS §4.4), except while ``start()`` opens storage.
+    _opening_storage: bool = False
 
     def __init__(
         self,
@@ -79,6 +79,7 @@ class EngineBase:
             self.settings.memory_limit_mb,
             self.settings.memory_pressure_threshold,
             self.settings.memory_critical_threshold,
+            self.settings.memory_exit_threshold,
         )
         self._listeners: list[Listener] = []
         self._wake_events: dict[str, asyncio.Event] = {}
@@ -86,6 +87,16 @@ class EngineBase:
         self._last_claim: dict[str, float] = {}
         self._started_mono = self.clock.monotonic()
         self._started_wall: datetime = self.clock.now()
+
+    @property
+    def memory_monitor(self) -> MemoryMonitor:
+        """The memory-pressure monitor housekeeping samples (SEMANTICS §4.5)."""
+        return self._memory
+
+    def set_memory_monitor(self, monitor: MemoryMonitor) -> None:
+        """Replace the memory-pressure policy at run time (a transport with its own limits, e.g. qrusty's
+        warning / critical / exit thresholds). The new monitor starts at its own level."""
+        self._memory = monitor
 
     # ------------------------------------------------------------------ gates
     def _gate_mutation(self) -> None:
@@ -100,7 +111,7 @@ class EngineBase:
         state = self.state
         if state == "closed":
             raise Closed()
-        if state == "starting" and not self._storage_opened:
+        if state == "starting" and self._opening_storage:
             raise NotReady("Engine is opening its storage")
 
     # ------------------------------------------------------------------ queue configs

@@ -31,10 +31,36 @@ def resident_bytes() -> int | None:
 
 
 class MemoryMonitor:
-    def __init__(self, limit_mb: float | None, threshold: float = 0.80, critical: float = 1.0) -> None:
-        self.limit = int(limit_mb * 1024 * 1024) if limit_mb else None
+    """Levels of resident memory against a limit (fractions of ``limit``):
+
+    * enter ``pressure`` at ``threshold``, ``critical`` at ``critical``;
+    * leave ``critical`` below ``critical_exit`` (default: 5 % under ``critical``), for ``pressure`` or
+      ``normal`` by the same rules;
+    * leave ``pressure`` below ``exit`` (default: 5 % under ``threshold``).
+
+    qrusty's three settings (warning 0.80, critical 0.90, exit 0.70) are this with ``exit=0.70`` and
+    ``critical_exit=0.90``.
+    """
+
+    def __init__(
+        self,
+        limit_mb: float | None,
+        threshold: float = 0.80,
+        critical: float = 1.0,
+        exit: float | None = None,
+        critical_exit: float | None = None,
+        *,
+        limit_bytes: int | None = None,
+    ) -> None:
+        self.limit = limit_bytes or (int(limit_mb * 1024 * 1024) if limit_mb else None)
         self.threshold = threshold
         self.critical = critical
+        self.exit = threshold - _HYSTERESIS if exit is None else exit
+        self.critical_exit = critical - _HYSTERESIS if critical_exit is None else critical_exit
+        if not 0 < self.exit <= self.threshold <= self.critical or self.critical_exit > self.critical:
+            raise ValueError(
+                "memory thresholds must satisfy 0 < exit <= pressure <= critical and critical_exit <= critical"
+            )
         self.level = NORMAL
         self.last_bytes: int | None = None
         self.enabled = self.limit is not None
@@ -50,23 +76,18 @@ class MemoryMonitor:
             self.level = NORMAL
             return previous, NORMAL
         self.last_bytes = used
-        limit = self.limit
-        pressure_at = self.threshold * limit
-        critical_at = self.critical * limit
-        margin = _HYSTERESIS * limit
-        level = self.level
-        if used >= critical_at:
+        fraction = used / self.limit
+        if fraction >= self.critical or (previous == CRITICAL and fraction >= self.critical_exit):
             level = CRITICAL
-        elif level == CRITICAL:
-            if used < critical_at - margin:
-                level = PRESSURE if used >= pressure_at - margin else NORMAL
-        elif used >= pressure_at:
+        elif fraction >= self.threshold or (previous != NORMAL and fraction >= self.exit):
             level = PRESSURE
-        elif level == PRESSURE and used < pressure_at - margin:
+        else:
             level = NORMAL
         self.level = level
         if level != previous:
-            log.warning("memory level %s -> %s (%d bytes of %d)", previous, level, used, limit)
+            log.warning(
+                "memory level %s -> %s (%.1f MB of %.1f MB)", previous, level, used / 1048576, self.limit / 1048576
+            )
         return previous, level
 
     def sample(self) -> tuple[str, str]:

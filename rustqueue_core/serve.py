@@ -105,6 +105,7 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
             # Transports listen while the engine recovers, so clients meet the startup gate (NOT_READY,
             # 503 + Retry-After) rather than a refused connection; the stack stops them before close.
             stack.push_async_callback(engine.close, grace)
+            await engine.storage.open()  # idempotent; start() finds it open, reads are served from now on
             ready: list[str] = []
             for name, spec in host.named_transports():
                 started = time.perf_counter()

@@ -238,3 +238,25 @@ def test_set_refuses_to_overwrite_a_value_with_a_table() -> None:
     config = Config.from_toml('storage = "x"')
     with pytest.raises(ConfigError, match="must be a table"):
         config.set("storage.url", "memory://")
+
+
+def test_memory_section_maps_onto_engine_settings() -> None:
+    from rustqueue_core.config import Config, engine_settings_from_config
+
+    config = Config.from_toml(
+        "[memory]\nlimit_mb = 512\npressure_threshold = 0.8\ncritical_threshold = 0.9\nexit_threshold = 0.7\n"
+    )
+    settings = engine_settings_from_config(config)
+    assert settings.memory_limit_mb == 512
+    assert (settings.memory_pressure_threshold, settings.memory_critical_threshold) == (0.8, 0.9)
+    assert settings.memory_exit_threshold == 0.7
+
+
+def test_memory_thresholds_out_of_order_are_a_configuration_error() -> None:
+    import pytest
+
+    from rustqueue_core.config import Config, engine_settings_from_config
+    from rustqueue_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="memory_exit_threshold"):
+        engine_settings_from_config(Config.from_toml("[memory]\nlimit_mb = 64\nexit_threshold = 0.95\n"))

@@ -275,6 +275,8 @@ def parse_sqlite_url(url: str, options: Mapping[str, Any] | None = None) -> tupl
         path = path[1:]
     if not path:
         raise ConfigError(f"sqlite URL needs a file path: {url!r} (e.g. sqlite:///jobs.db)")
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise ConfigError("an in-memory SQLite database cannot be shared by a writer and readers: use memory://")
     merged = dict(parse_qsl(parts.query))
     merged.update({k: str(v) for k, v in (options or {}).items()})
     return path, merged

@@ -4,7 +4,9 @@ Enable it with ``-p rustqueue_core.testing`` (in ``addopts``); it needs the ``ru
 extra. Option ``--rustqueue-storage=URL`` selects the backend every engine fixture runs on
 (default: a fresh SQLite file per test). Fixtures: ``storage_url``, ``storage_factory``,
 ``engine_factory``, ``rq``, ``manual_clock``. Conformance classes: :class:`StorageConformance`,
-:class:`StorageConcurrencyConformance`, :class:`StorageCrashConformance`.
+:class:`StorageConcurrencyConformance`, :class:`StorageCrashConformance`. Marker
+``@pytest.mark.rustqueue_storage("sqlite", ...)`` runs a backend-specific test only when the selected
+storage has one of those schemes (and skips it with that reason otherwise).
 """
 
 from __future__ import annotations

@@ -48,3 +48,22 @@ def test_sliding_rate_window() -> None:
     assert rate.total(12.0) == 8
     assert rate.total(70.5) == 3
     assert rate.total(200.0) == 0
+
+
+def test_memory_monitor_levels_with_exit_thresholds() -> None:
+    from rustqueue_core.memory_pressure import CRITICAL, NORMAL, PRESSURE, MemoryMonitor
+
+    mb = 1024 * 1024
+    monitor = MemoryMonitor(100, threshold=0.8, critical=0.9, exit=0.7, critical_exit=0.9)
+    assert monitor.update(50 * mb)[1] == NORMAL
+    assert monitor.update(85 * mb)[1] == PRESSURE
+    assert monitor.update(92 * mb)[1] == CRITICAL
+    assert monitor.update(89 * mb)[1] == PRESSURE  # below critical_exit
+    assert monitor.update(75 * mb)[1] == PRESSURE  # hysteresis: still above exit
+    assert monitor.update(69 * mb)[1] == NORMAL
+    default = MemoryMonitor(100)  # defaults: pressure 0.8, critical 1.0, each left 5 % below entry
+    assert default.update(100 * mb)[1] == CRITICAL
+    assert default.update(96 * mb)[1] == CRITICAL
+    assert default.update(94 * mb)[1] == PRESSURE
+    assert default.update(76 * mb)[1] == PRESSURE
+    assert default.update(74 * mb)[1] == NORMAL

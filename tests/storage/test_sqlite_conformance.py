@@ -1,51 +1,39 @@
-"""The SQLite backend against the storage conformance classes (direct and hybrid modes)."""
+"""The SQLite backend against the storage conformance classes, in direct and hybrid mode."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from rustqueue_core.builtin.sqlite import create_storage
-from rustqueue_core.storage import Storage
 from rustqueue_core.testing.conformance import StorageConformance
 from rustqueue_core.testing.conformance_concurrency import StorageConcurrencyConformance
 from rustqueue_core.testing.conformance_crash import StorageCrashConformance
+from rustqueue_core.testing.fixtures import StorageFactory
 
-
-def _factory(tmp_path: Path, query: str) -> Callable[..., Any]:
-    opened: list[Storage] = []
-    counter = iter(range(1_000_000))
-
-    async def make(url: str | None = None, **options: Any) -> Storage:
-        target = url or f"sqlite:///{tmp_path / f'store-{next(counter)}.db'}{query}"
-        storage = create_storage(target, options)
-        await storage.open()
-        opened.append(storage)
-        return storage
-
-    make.opened = opened  # type: ignore[attr-defined]
-    return make
+#: Hybrid stores flush every 0.2 s here, so crash tests wait out a short loss window.
+HYBRID = "sqlite:///hybrid.db?mode=hybrid&snapshot_interval=0.2"
 
 
 @pytest_asyncio.fixture
-async def storage_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    make = _factory(tmp_path, "")
-    yield make
-    for storage in make.opened:  # type: ignore[attr-defined]
-        await storage.close()
+async def storage_factory(tmp_path: Path) -> AsyncIterator[StorageFactory]:
+    """Fresh SQLite files under the test's temp dir, whatever ``--rustqueue-storage`` says."""
+    factory = StorageFactory("sqlite", tmp_path)
+    try:
+        yield factory
+    finally:
+        await factory.aclose()
+
+
+@pytest.fixture
+def storage_url_for_subprocess(storage_factory: StorageFactory) -> str:
+    return storage_factory.fresh_url()
 
 
 class TestSQLiteStorage(StorageConformance):
     pass
-
-
-@pytest.fixture
-def storage_url_for_subprocess(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'shared.db'}"
 
 
 class TestSQLiteConcurrency(StorageConcurrencyConformance):
@@ -56,22 +44,14 @@ class TestSQLiteCrash(StorageCrashConformance):
     pass
 
 
-@pytest_asyncio.fixture
-async def hybrid_storage_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    make = _factory(tmp_path, "?mode=hybrid&snapshot_interval=0.2")
-    yield make
-    for storage in make.opened:  # type: ignore[attr-defined]
-        await storage.close()
-
-
 class _Hybrid:
-    @pytest.fixture
-    def storage_factory(self, hybrid_storage_factory: Callable[..., Any]) -> Callable[..., Any]:
-        return hybrid_storage_factory
-
-    @pytest.fixture
-    def storage_url_for_subprocess(self, tmp_path: Path) -> str:
-        return f"sqlite:///{tmp_path / 'shared-hybrid.db'}?mode=hybrid&snapshot_interval=0.2"
+    @pytest_asyncio.fixture
+    async def storage_factory(self, tmp_path: Path) -> AsyncIterator[StorageFactory]:
+        factory = StorageFactory(HYBRID, tmp_path)
+        try:
+            yield factory
+        finally:
+            await factory.aclose()
 
 
 class TestHybridStorage(_Hybrid, StorageConformance):

@@ -16,7 +16,7 @@ from rustqueue_core.builtin.sqlite import SQLITE_SPEC, SQLiteStorage, create_sto
 from rustqueue_core.builtin.sqlite_hybrid import HybridSQLiteStorage
 from rustqueue_core.builtin.sqlite_ops import _CLAIM_DUE, _CLAIM_WAITING
 from rustqueue_core.errors import ConfigError
-from rustqueue_core.storage import InsertConflict, JobFilter
+from rustqueue_core.storage import CompleteItem, InsertConflict, JobFilter
 from rustqueue_core.testing.jobs import T0, at, make_job, make_jobs
 from rustqueue_core.testing.resolve import resolve_storage_spec
 
@@ -305,3 +305,35 @@ async def test_ack_sees_changes_made_by_another_process(storage: SQLiteStorage) 
     outcomes = await storage.complete([CompleteItem(id=first.id), CompleteItem(id=second.id, result=[1])], at(1))
     assert [o.job.progress for o in outcomes if o.job] == [55, None]
     assert [o.job for o in outcomes] == await storage.get_jobs([first.id, second.id])
+
+
+def test_in_memory_sqlite_is_refused() -> None:
+    with pytest.raises(ConfigError, match="memory://"):
+        create_storage("sqlite:///:memory:", {})
+
+
+async def test_claimers_on_other_threads_and_loops_never_share_a_job(storage: SQLiteStorage) -> None:
+    """Calls from other event loops go through the writer thread; each job is still claimed once."""
+    jobs = make_jobs(400)
+    await storage.insert_jobs(jobs, T0)
+    claimed: list[list[str]] = [[] for _ in range(4)]
+
+    def worker(index: int) -> None:
+        async def run() -> None:
+            while got := await storage.claim("q", 3, T0, consumer_id=f"t{index}", lease_ms=60_000):
+                claimed[index].extend(j.id for j in got)
+                await storage.complete([CompleteItem(id=j.id, lease_token=j.lease_token) for j in got], at(1))
+
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        # keep this loop serving its own calls too, while the threads run
+        await storage.claim("other", 1, T0, consumer_id=None, lease_ms=1_000)
+        await asyncio.sleep(0.01)
+    everything = [i for ids in claimed for i in ids]
+    assert len(everything) == len(set(everything)) == 400
+    counts = await storage.count_jobs(["q"])
+    assert counts["q"].completed == 400

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from rustqueue_core.clock import ManualClock
 from rustqueue_core.storage import JobFilter
 from rustqueue_core.testing import StorageFactory
@@ -48,3 +50,8 @@ async def test_engine_factory_builds_more_engines(engine_factory: Any) -> None:
     assert a.state == "ready" and b.state == "starting"
     await b.start()
     assert b.state == "ready"
+
+
+@pytest.mark.rustqueue_storage("sqlite")
+async def test_backend_marker_runs_only_on_its_backend(storage_url: str) -> None:
+    assert storage_url.startswith("sqlite:")

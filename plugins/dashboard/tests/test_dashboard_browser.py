@@ -372,6 +372,11 @@ def test_auth_on_asks_for_a_token_once(tmp_path: Path, browser: Any) -> None:
             assert client.get("/dashboard/api/overview", headers=headers).status_code == 200
             push(client.__class__(base_url=secured.url, headers=headers), "br-auth")
         browser.get(f"{secured.url}/dashboard#/overview")
+        find(browser, "#token-input")
+        click(browser, ".modal .btn.secondary")  # dismiss: no new dialog every 5 s, a Sign in button instead
+        wait_text(browser, "#error-banner", "use Sign in")
+        wait_until(browser, lambda d: text_of(d, "#signout") == "Sign in", "the Sign in button")
+        click(browser, "#signout")
         find(browser, "#token-input").send_keys("wrong-token")
         click(browser, "#token-submit")
         wait_until(browser, lambda d: "not accepted" in text_of(d, ".modal"), "a wrong token is refused")
@@ -382,6 +387,7 @@ def test_auth_on_asks_for_a_token_once(tmp_path: Path, browser: Any) -> None:
         browser.refresh()  # the token is kept for the tab: no second prompt
         wait_until(browser, lambda d: card_value(d, "waiting") == "1", "reload without a prompt")
         assert not rows(browser, "#token-input")
+        assert text_of(browser, "#signout") == "Sign out"
         browser.execute_script("sessionStorage.clear()")
     finally:
         stop_server(secured)
@@ -473,10 +479,16 @@ def test_screenshots_of_every_page(tmp_path: Path, browser: Any, shots: Path) ->
                 ("logs", "logs", "#log-stream .row"),
             ]
             for name, route, ready in pages:
+                tall = name in ("queue", "job")
+                browser.set_window_size(1440, 1300 if tall else 900)
                 open_page(browser, demo, route)
                 wait_until(browser, lambda d, css=ready: rows(d, css), f"{name} page never filled")
+                if name == "queue":
+                    click(browser, "#consume-message")
+                    find(browser, "#consumed-message")
                 browser.execute_script("document.activeElement && document.activeElement.blur()")
                 screenshot(browser, shots, name)
+            browser.set_window_size(1440, 900)
     finally:
         stop_server(demo)
     assert len(list(shots.glob("dashboard-*.png"))) >= 9

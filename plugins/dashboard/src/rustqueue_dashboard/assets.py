@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -34,18 +35,25 @@ _VERSION_MARKER = "__RQ_VERSION__"
 
 
 @cache
+def shipped_assets() -> dict[str, bytes]:
+    """Every file of the ``static`` folder by its relative path, read once: requests can only ever get
+    one of these (no path reaches the file system, and unknown paths cache nothing)."""
+    assets: dict[str, bytes] = {}
+
+    def walk(node: Traversable, prefix: str) -> None:
+        for child in node.iterdir():
+            name = prefix + child.name
+            if child.is_dir():
+                walk(child, name + "/")
+            elif PurePosixPath(child.name).suffix in CONTENT_TYPES and not child.name.startswith("."):
+                assets[name] = child.read_bytes()
+
+    walk(resources.files("rustqueue_dashboard").joinpath("static"), "")
+    return assets
+
+
 def read_asset(path: str) -> bytes | None:
-    """A shipped file by its relative path, or None (no path may leave the ``static`` folder)."""
-    relative = PurePosixPath(path.lstrip("/"))
-    if not relative.parts or any(part in ("..", "") or part.startswith(".") for part in relative.parts):
-        return None
-    if relative.suffix not in CONTENT_TYPES:
-        return None
-    node = resources.files("rustqueue_dashboard").joinpath("static", *relative.parts)
-    try:
-        return node.read_bytes() if node.is_file() else None
-    except OSError:
-        return None
+    return shipped_assets().get(path.lstrip("/"))
 
 
 def index_html(prefix: str) -> bytes:

@@ -23,8 +23,12 @@ CONFIG_STATE_KEY = "rustqueue_config"
 def rustqueue_http_routes(app_config: Any) -> list[Any] | None:
     """The dashboard's pages, assets and JSON API, under ``[dashboard] path_prefix``."""
     engine = app_config.state.get(ENGINE_STATE_KEY)
-    config = dashboard_config(app_config.state.get(CONFIG_STATE_KEY))
-    if engine is None or not config.enabled:
+    if engine is None:
+        return None
+    # The app's configuration, else the engine's (an app built with ``create_app(engine)`` alone).
+    raw = app_config.state.get(CONFIG_STATE_KEY)
+    config = dashboard_config(raw) if raw is not None else config_of_engine(engine)
+    if not config.enabled:
         return None
     from rustqueue_dashboard.routes import dashboard_route_handlers
 

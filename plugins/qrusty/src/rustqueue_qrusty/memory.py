@@ -26,59 +26,31 @@ _RANK = {NORMAL: 0, PRESSURE: 1, CRITICAL: 2}
 
 
 class QrustyMemoryMonitor(MemoryMonitor):
-    """Enter warning at ``pressure * limit`` and critical at ``critical * limit``; leave critical for
-    warning below the warning entry point, and leave pressure altogether below ``exit * limit``."""
+    """The engine's monitor with qrusty's thresholds: warning at ``pressure``, critical at ``critical``;
+    critical is left as soon as usage falls below it, pressure only below ``exit``."""
 
     def __init__(self, settings: MemorySettings) -> None:
-        limit_mb = settings.limit_bytes / (1024 * 1024) if settings.limit_bytes else None
-        super().__init__(limit_mb, settings.pressure, settings.critical)
-        if settings.limit_bytes:
-            self.limit = settings.limit_bytes
-        self.exit = settings.exit
-
-    def update(self, used: int | None) -> tuple[str, str]:
-        previous = self.level
-        if not self.enabled or self.limit is None:
-            return previous, previous
-        if used is None:
-            logger.warning("resident memory cannot be read on this platform; memory limit disabled")
-            self.enabled = False
-            self.level = NORMAL
-            return previous, NORMAL
-        self.last_bytes = used
-        fraction = used / self.limit
-        if fraction >= self.critical:
-            level = CRITICAL
-        elif fraction >= self.threshold:
-            level = PRESSURE
-        elif previous != NORMAL and fraction >= self.exit:
-            level = PRESSURE  # hysteresis: pressure holds until usage falls below the exit threshold
-        else:
-            level = NORMAL
-        self.level = level
-        if level != previous:
-            log = logger.warning if _RANK[level] > _RANK[previous] else logger.info
-            log(
-                "memory level %s -> %s (%.1f MB of %.1f MB)",
-                QRUSTY_LEVEL[previous],
-                QRUSTY_LEVEL[level],
-                used / 1048576,
-                self.limit / 1048576,
-            )
-        return previous, level
+        super().__init__(
+            None,
+            settings.pressure,
+            settings.critical,
+            exit=settings.exit,
+            critical_exit=settings.critical,
+            limit_bytes=settings.limit_bytes,
+        )
 
 
 def install_monitor(engine: Any, settings: MemorySettings) -> MemoryMonitor | None:
     """Give the engine qrusty's levels, unless the engine has a limit of its own and none was set for
     qrusty explicitly. Returns the monitor in effect (None when no budget is known)."""
-    current = getattr(engine, "_memory", None)
+    current: MemoryMonitor | None = getattr(engine, "memory_monitor", None)
     engine_limit = getattr(getattr(engine, "settings", None), "memory_limit_mb", None)
     if engine_limit is not None and not settings.explicit:
         return current if isinstance(current, MemoryMonitor) else None
     if settings.limit_bytes is None:
         return None
     monitor = QrustyMemoryMonitor(settings)
-    engine._memory = monitor
+    engine.set_memory_monitor(monitor)
     return monitor
 
 

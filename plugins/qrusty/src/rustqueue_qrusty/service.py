@@ -254,7 +254,7 @@ class QrustyService:
         return {"queue": queue, "interval_secs": SERIES_INTERVAL_S, "points": self.series.points(queue)}
 
     def memory_status(self) -> dict[str, Any]:
-        monitor = getattr(self.engine, "_memory", None)
+        monitor = getattr(self.engine, "memory_monitor", None)
         if monitor is None or not monitor.enabled:
             return {"enabled": False, "level": "normal"}
         return {

@@ -18,13 +18,30 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+// Set when the user dismissed the sign-in dialog: no new dialog until they click "Sign in".
+let declined = false;
+
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
-  document.getElementById("signout").hidden = !value;
+  const button = document.getElementById("signout");
+  button.hidden = !value && !declined;
+  button.textContent = value ? "Sign out" : "Sign in";
+}
+
+export function signInAgain() {
+  declined = false;
+  setToken(null);
 }
 
 let pendingPrompt = null;
+// Whether the server accepted our credentials (or needs none): only then does the WebSocket connect,
+// so that an unauthenticated tab never burns the server's failed-login budget with reconnects.
+let accepted = false;
+
+export function credentialsAccepted() {
+  return accepted;
+}
 
 async function promptForToken(message) {
   // One dialog for every request that hit a 401 at the same time.
@@ -36,6 +53,10 @@ async function promptForToken(message) {
 
 export async function request(method, url, body) {
   for (let attempt = 0; attempt < 4; attempt++) {
+    // While the sign-in dialog is open, wait for it rather than sending requests bound to fail
+    // (each failure counts towards the server's lockout).
+    if (pendingPrompt) await pendingPrompt;
+    if (declined && !token()) throw new ApiError(401, "UNAUTHORIZED", "Authentication required (use Sign in)");
     const headers = { Accept: "application/json" };
     const current = token();
     if (current) headers.Authorization = "Bearer " + current;
@@ -54,9 +75,15 @@ export async function request(method, url, body) {
     let payload = null;
     try { payload = text ? JSON.parse(text) : null; } catch { payload = null; }
     if (response.status === 401) {
+      accepted = false;
       const message = payload && payload.error ? payload.error.message : "Authentication required";
+      if (declined) throw new ApiError(401, "UNAUTHORIZED", message + " (use Sign in)");
       const entered = await promptForToken(current ? "That token was not accepted: " + message : message);
-      if (entered === null) throw new ApiError(401, "UNAUTHORIZED", message);
+      if (entered === null) {
+        declined = true;
+        setToken(null);
+        throw new ApiError(401, "UNAUTHORIZED", message + " (use Sign in)");
+      }
       setToken(entered);
       continue;
     }
@@ -65,6 +92,7 @@ export async function request(method, url, body) {
       throw new ApiError(response.status, error.code || "HTTP_" + response.status,
         error.message || response.statusText || "Request failed");
     }
+    accepted = true;
     return payload;
   }
   throw new ApiError(401, "UNAUTHORIZED", "Authentication failed");

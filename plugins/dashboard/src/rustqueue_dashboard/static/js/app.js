@@ -1,5 +1,5 @@
 // The dashboard shell: hash router, header (version, live dot, clock), 5-second refresh, error banner.
-import { ApiError, get, setToken, token } from "./api.js";
+import { ApiError, setToken, signInAgain, token } from "./api.js";
 import { clear, duration } from "./dom.js";
 import { live } from "./live.js";
 import { overviewPage } from "./pages/overview.js";
@@ -77,7 +77,9 @@ async function route() {
 
 async function header() {
   try {
-    const health = await get("/api/v1/health");
+    // Public route: fetched without credentials, so it never counts as a failed sign-in.
+    const response = await fetch("/api/v1/health", { headers: { Accept: "application/json" } });
+    const health = await response.json();
     document.getElementById("version").textContent = "v" + health.version + " · " + health.status;
     document.getElementById("uptime").textContent = "Uptime " + duration(health.uptime_seconds);
   } catch {
@@ -92,7 +94,7 @@ function tick() {
 function start() {
   setToken(token());
   document.getElementById("signout").addEventListener("click", () => {
-    setToken(null);
+    signInAgain();
     live.reconnect();
     route();
   });

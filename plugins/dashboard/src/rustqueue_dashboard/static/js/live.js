@@ -1,6 +1,6 @@
 // The live event stream: one WebSocket to /api/v1/events, reconnecting every 3 s, keeping the last
 // 200 events for the Live events page and telling the app when something changed.
-import { eventsUrl } from "./api.js";
+import { credentialsAccepted, eventsUrl } from "./api.js";
 
 const KEEP = 200;
 const RECONNECT_MS = 3000;
@@ -11,18 +11,30 @@ export const live = {
   listeners: new Set(),
   received: 0,
   socket: null,
+  timer: null,
 
   start() {
     this.connect();
   },
 
+  schedule(delay) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  },
+
   connect() {
+    if (!credentialsAccepted()) {
+      // Not signed in yet (or the server is unreachable): try again once an API call succeeded.
+      this.setState(false);
+      this.schedule(500);
+      return;
+    }
     let socket;
     try {
       socket = new WebSocket(eventsUrl());
     } catch {
       this.setState(false);
-      setTimeout(() => this.connect(), RECONNECT_MS);
+      this.schedule(RECONNECT_MS);
       return;
     }
     this.socket = socket;
@@ -38,7 +50,7 @@ export const live = {
     };
     socket.onclose = () => {
       this.setState(false);
-      if (this.socket === socket) setTimeout(() => this.connect(), RECONNECT_MS);
+      if (this.socket === socket) this.schedule(RECONNECT_MS);
     };
   },
 
@@ -46,7 +58,7 @@ export const live = {
     const old = this.socket;
     this.socket = null;
     if (old) old.close();
-    this.connect();
+    this.schedule(0);
   },
 
   clear() {
@@ -58,7 +70,7 @@ export const live = {
     const el = document.getElementById("conn");
     el.classList.toggle("live", connected);
     el.classList.toggle("down", !connected);
-    document.getElementById("conn-label").textContent = connected ? "live" : "reconnecting";
+    document.getElementById("conn-label").textContent = connected ? "live" : credentialsAccepted() ? "reconnecting" : "connecting";
     el.title = connected ? "Live events: connected" : "Live events: disconnected, retrying every 3 s";
   },
 

@@ -11,7 +11,7 @@ export function queuePage(container, params, app) {
   const queue = params.name;
   const q = enc(queue);
   const head = h("div", { class: "page-head" });
-  const cards = h("div", { class: "grid cards" });
+  const cards = h("div", { class: "grid cards wide" });
   const rateChart = h("div", { class: "panel", id: "rate-chart" });
   const depthChart = h("div", { class: "panel", id: "depth-chart" });
   const admin = h("div", { class: "panel", id: "queue-admin" });

@@ -29,8 +29,16 @@ export function eventsPage(container) {
     newest = live.events.length ? live.events[0].seq : newest;
   }
 
-  const unsubscribe = live.subscribe(render);
-  return { live: false, refresh: async () => render(), unmount: unsubscribe };
+  // At most five renders a second, however fast events arrive.
+  let pending = null;
+  const unsubscribe = live.subscribe(() => {
+    if (!pending) pending = setTimeout(() => { pending = null; render(); }, 200);
+  });
+  return {
+    live: false,
+    refresh: async () => render(),
+    unmount() { unsubscribe(); clearTimeout(pending); },
+  };
 }
 
 export function logsPage(container) {
