@@ -72,6 +72,7 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
             raise ConfigError("memory_pressure_threshold must be in (0, 1]")
         if not self.memory_pressure_threshold <= self.memory_critical_threshold <= 1.5:
             raise ConfigError("memory_critical_threshold must be at least memory_pressure_threshold (and <= 1.5)")
-        if self.memory_exit_threshold is not None and not 0 < self.memory_exit_threshold <= self.memory_pressure_threshold:
+        exit_threshold = self.memory_exit_threshold
+        if exit_threshold is not None and not 0 < exit_threshold <= self.memory_pressure_threshold:
             raise ConfigError("memory_exit_threshold must be in (0, memory_pressure_threshold]")
         return self
