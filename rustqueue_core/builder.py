@@ -239,7 +239,7 @@ class RustQueueBuilder:
         from rustqueue_core.plugins import PluginHost
 
         settings = self.engine_settings()
-        if self._query and self.scheme != "sqlite":
+        if self.scheme != "sqlite" and _SQLITE_ONLY_KEYS & set(self._query):
             raise ConfigError(f"durability() and hybrid() apply to sqlite storage, not {self.scheme}://")
         host = self._host or PluginHost.embedded(self._plugins, autoload=self._autoload)
         if self._host is not None:
@@ -270,6 +270,9 @@ class RustQueueBuilder:
 
         return SyncRustQueue.from_builder(self)
 
+
+#: Query keys that only ``durability()`` / ``hybrid()`` set, meaningful for SQLite alone.
+_SQLITE_ONLY_KEYS = frozenset({"durability", "mode", "snapshot_interval", "max_dirty"})
 
 #: Schemes served by a running rustqueue server rather than a storage plugin.
 REMOTE_SCHEMES = frozenset({"tcp", "http", "https"})

@@ -98,9 +98,7 @@ class DeliveryMixin(FlowMixin):
             if n == 0:
                 return []
             raise ValidationError("claim count must not be negative")
-        if lease_ms is not None and (
-            isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms <= 0
-        ):
+        if lease_ms is not None and (isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms <= 0):
             raise ValidationError("lease_ms must be a positive integer")
         jobs = await self._claim_once(queue, n, consumer_id, lease_ms)
         if jobs or not wait or wait <= 0:
@@ -129,15 +127,11 @@ class DeliveryMixin(FlowMixin):
 
     pull = claim
 
-    async def _claim_once(
-        self, queue: str, n: int, consumer_id: str | None, lease_ms: int | None
-    ) -> list[Job]:
+    async def _claim_once(self, queue: str, n: int, consumer_id: str | None, lease_ms: int | None) -> list[Job]:
         config = self._configs.get(queue)
         if config is not None and config.consume_paused:
             return []
-        lease = (
-            lease_ms or (config.lease_ms if config is not None else None) or self.settings.stall_timeout_ms
-        )
+        lease = lease_ms or (config.lease_ms if config is not None else None) or self.settings.stall_timeout_ms
         now = self.clock.now()
         jobs = await self.storage.claim(
             queue,
@@ -156,10 +150,7 @@ class DeliveryMixin(FlowMixin):
                     self._track_followups(job.id)
             if self._has_consumers:
                 self._emit(
-                    [
-                        self._event("job.claimed", j.id, queue, now, state="active", attempt=j.attempt)
-                        for j in jobs
-                    ]
+                    [self._event("job.claimed", j.id, queue, now, state="active", attempt=j.attempt) for j in jobs]
                 )
         return jobs
 
@@ -172,14 +163,16 @@ class DeliveryMixin(FlowMixin):
         item = CompleteItem(id=job_id, result=result, lease_token=token, consumer_id=consumer_id)
         outcome = (await self._complete([item]))[0]
         if outcome.outcome != OK or outcome.job is None:
-            raise self._outcome_error(
-                job_id, outcome.outcome, ACTIVE_T, token is not None or consumer_id is not None
-            )
+            raise self._outcome_error(job_id, outcome.outcome, ACTIVE_T, token is not None or consumer_id is not None)
         return outcome.job
 
     async def ack_batch(self, items: Sequence[tuple[str, Any] | str | Mapping[str, Any]]) -> BatchResult:
         """Items are ids, ``(id, result)`` pairs or ``{"id", "result"?, "token"?, "consumer_id"?}``."""
         self._gate_mutation()
+        if all(type(item) is str for item in items):  # the common batch ack: bare ids
+            return self._batch_result(
+                await self._complete([CompleteItem(id=job_id) for job_id in items])  # type: ignore[arg-type]
+            )
         complete_items: list[CompleteItem] = []
         results: list[ItemResult | None] = []
         for item in items:
@@ -198,9 +191,7 @@ class DeliveryMixin(FlowMixin):
                 if complete.result is not None:
                     check_result(complete.result)
             except ValidationError as exc:
-                results.append(
-                    ItemResult(id=complete.id, ok=False, error_code=exc.code, error_message=exc.message)
-                )
+                results.append(ItemResult(id=complete.id, ok=False, error_code=exc.code, error_message=exc.message))
                 continue
             results.append(None)
             complete_items.append(complete)
@@ -222,10 +213,21 @@ class DeliveryMixin(FlowMixin):
                     ACTIVE_T,
                     sent.lease_token is not None or sent.consumer_id is not None,
                 )
-                final.append(
-                    ItemResult(id=outcome.id, ok=False, error_code=err.code, error_message=err.message)
-                )
+                final.append(ItemResult(id=outcome.id, ok=False, error_code=err.code, error_message=err.message))
         ok = sum(1 for r in final if r.ok)
+        return BatchResult(ok=ok, failed=len(final) - ok, results=final)
+
+    def _batch_result(self, outcomes: list[CompleteOutcome]) -> BatchResult:
+        """The ``BatchResult`` of credential-less acks, one outcome per item in order."""
+        final: list[ItemResult] = []
+        ok = 0
+        for outcome in outcomes:
+            if outcome.outcome == OK:
+                ok += 1
+                final.append(ItemResult(id=outcome.id, ok=True))
+            else:
+                err = self._outcome_error(outcome.id, outcome.outcome, ACTIVE_T, False)
+                final.append(ItemResult(id=outcome.id, ok=False, error_code=err.code, error_message=err.message))
         return BatchResult(ok=ok, failed=len(final) - ok, results=final)
 
     async def _complete(self, items: list[CompleteItem]) -> list[CompleteOutcome]:
@@ -252,13 +254,24 @@ class DeliveryMixin(FlowMixin):
         await self._after_complete(outcomes, spawns, now)
         return outcomes
 
-    async def _after_complete(
-        self, outcomes: list[CompleteOutcome], spawns: dict[str, Spawn], now: datetime
-    ) -> None:
+    async def _after_complete(self, outcomes: list[CompleteOutcome], spawns: dict[str, Spawn], now: datetime) -> None:
         events: list[JobEvent] = []
         done: list[Job] = []
         notes: dict[str, list[str]] = {}
         inserted: list[Job] = []
+        if not spawns and not self._followup_ids:
+            # No follow-ups anywhere in this batch (the common case): only completed jobs to collect,
+            # unless one carries follow-ups claimed elsewhere.
+            for outcome in outcomes:
+                job = outcome.job
+                if outcome.outcome == OK and job is not None:
+                    if isinstance(job.metadata, dict) and "follow_ups" in job.metadata:
+                        done = []
+                        break
+                    done.append(job)
+            else:
+                await self._finish_complete(outcomes, done, events, notes, inserted, now)
+                return
         for outcome in outcomes:
             spawn = spawns.get(outcome.id)
             if outcome.outcome != OK or outcome.job is None:
@@ -294,6 +307,17 @@ class DeliveryMixin(FlowMixin):
                     except Exception as exc:
                         self._refund(late.taken)
                         notes[job.id].append(f"follow-ups rejected: {exc}")
+        await self._finish_complete(outcomes, done, events, notes, inserted, now)
+
+    async def _finish_complete(
+        self,
+        outcomes: list[CompleteOutcome],
+        done: list[Job],
+        events: list[JobEvent],
+        notes: dict[str, list[str]],
+        inserted: list[Job],
+        now: datetime,
+    ) -> None:
         if not done:
             return
         mono = self.clock.monotonic()
@@ -407,9 +431,7 @@ class DeliveryMixin(FlowMixin):
                 err = LeaseLost(job_id)
             if err is not None or job is None:
                 assert err is not None
-                results.append(
-                    ItemResult(id=job_id, ok=False, error_code=err.code, error_message=err.message)
-                )
+                results.append(ItemResult(id=job_id, ok=False, error_code=err.code, error_message=err.message))
                 continue
             results.append(None)
             specs.append(FailSpec(job, reason or "nacked", dead=not requeue, no_backoff=True))
@@ -422,18 +444,14 @@ class DeliveryMixin(FlowMixin):
                 continue
             outcome = next(applied)
             if isinstance(outcome, RustQueueError):
-                final.append(
-                    ItemResult(id=job_id, ok=False, error_code=outcome.code, error_message=outcome.message)
-                )
+                final.append(ItemResult(id=job_id, ok=False, error_code=outcome.code, error_message=outcome.message))
                 continue
             final.append(ItemResult(id=job_id, ok=True))
             if outcome.will_retry:
                 requeued += 1
             else:
                 dead += 1
-        return NackBatchResult(
-            requeued=requeued, dead=dead, failed=sum(1 for r in final if not r.ok), results=final
-        )
+        return NackBatchResult(requeued=requeued, dead=dead, failed=sum(1 for r in final if not r.ok), results=final)
 
     async def _apply_failures(
         self, specs: Sequence[FailSpec], now: datetime, *, nack: bool = False

@@ -84,6 +84,8 @@ class EngineBase:
         self._listeners: list[Listener] = []
         self._wake_events: dict[str, asyncio.Event] = {}
         self._followup_ids: set[str] = set()
+        #: per queue: (config, engine defaults, queue defaults, resolved push plan); see PushMixin
+        self._plan_cache: dict[str, tuple[Any, ...]] = {}
         self._last_claim: dict[str, float] = {}
         self._started_mono = self.clock.monotonic()
         self._started_wall: datetime = self.clock.now()

@@ -20,10 +20,24 @@ _SEED_MASK = (1 << (_COUNTER_BITS - 1)) - 1
 class UUIDv7Generator:
     """Thread-safe monotonic UUIDv7 source."""
 
+    #: Random bytes drawn from the OS at a time: one ``urandom`` call serves many ids.
+    _POOL_BYTES = 4096
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._counter = 0
+        self._pool = b""
+        self._pool_at = 0
+
+    def _random(self, size: int) -> bytes:
+        """``size`` fresh random bytes from the pool (call with the lock held)."""
+        at = self._pool_at
+        if at + size > len(self._pool):
+            self._pool = os.urandom(max(self._POOL_BYTES, size))
+            at = 0
+        self._pool_at = at + size
+        return self._pool[at : at + size]
 
     def _next_ints(self, n: int) -> list[int]:
         out: list[int] = []
@@ -31,16 +45,16 @@ class UUIDv7Generator:
             ms = time.time_ns() // 1_000_000
             if ms > self._last_ms:
                 self._last_ms = ms
-                self._counter = int.from_bytes(os.urandom(6), "big") & _SEED_MASK
+                self._counter = int.from_bytes(self._random(6), "big") & _SEED_MASK
             else:
                 ms = self._last_ms
-            rand = os.urandom(4 * n)
+            rand = self._random(4 * n)
             counter = self._counter
             for i in range(n):
                 counter += 1
                 if counter > _COUNTER_MAX:
                     ms += 1
-                    counter = int.from_bytes(os.urandom(6), "big") & _SEED_MASK
+                    counter = int.from_bytes(self._random(6), "big") & _SEED_MASK
                 tail = int.from_bytes(rand[4 * i : 4 * i + 4], "big")
                 value = (
                     (ms << 80)
@@ -59,8 +73,9 @@ class UUIDv7Generator:
         """``n`` fresh ids as (hyphenated text, 16 raw bytes), strictly increasing."""
         result: list[tuple[str, bytes]] = []
         for value in self._next_ints(n):
-            h = f"{value:032x}"
-            result.append((f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", value.to_bytes(16, "big")))
+            raw = value.to_bytes(16, "big")
+            h = raw.hex()
+            result.append((f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", raw))
         return result
 
     def new_id(self) -> str:
@@ -68,6 +83,18 @@ class UUIDv7Generator:
 
 
 _GENERATOR = UUIDv7Generator()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child must not replay the parent's unused random bytes or continue its counter.
+    _GENERATOR._lock = threading.Lock()
+    _GENERATOR._pool = b""
+    _GENERATOR._pool_at = 0
+    _GENERATOR._last_ms = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def new_ids(n: int) -> list[tuple[str, bytes]]:

@@ -33,6 +33,7 @@ _DEAD_PARENT = frozenset({"dlq", "cancelled"})
 _STATE_DEBUG = {"dlq": "Dlq", "cancelled": "Cancelled"}
 
 Taken = list[tuple[TokenBucket, int]]
+_MAX_CACHED_PLANS = 10_000
 
 
 class _QueuePlan(msgspec.Struct, kw_only=True):
@@ -215,11 +216,22 @@ class PushMixin(EngineBase):
         return taken
 
     def _queue_plan(self, queue: str) -> _QueuePlan:
-        """Per-queue constants of one batch: ordering and the resolved defaults chain."""
-        config = self._configs.get(queue) or QueueConfig(name=queue)
-        q = config.job_defaults
+        """Per-queue constants: ordering and the resolved defaults chain. Cached while the queue's
+        config object and the engine's defaults are the same objects (a config change replaces them)."""
+        stored = self._configs.get(queue)
         s = self.settings.job_defaults
-        return _QueuePlan(
+        cached = self._plan_cache.get(queue)
+        if (
+            cached is not None
+            and cached[0] is stored
+            and cached[1] is s
+            and (stored is None or cached[2] is stored.job_defaults)
+        ):
+            hit: _QueuePlan = cached[3]
+            return hit
+        config = stored or QueueConfig(name=queue)
+        q = config.job_defaults
+        plan = _QueuePlan(
             config=config,
             max_attempts=_first(q.max_attempts, s.max_attempts, 3),
             backoff=_first(q.backoff, s.backoff, "exponential"),
@@ -229,6 +241,10 @@ class PushMixin(EngineBase):
             remove_on_complete=bool(_first(q.remove_on_complete, s.remove_on_complete)),
             remove_on_fail=bool(_first(q.remove_on_fail, s.remove_on_fail)),
         )
+        if len(self._plan_cache) >= _MAX_CACHED_PLANS:
+            self._plan_cache.clear()
+        self._plan_cache[queue] = (stored, s, None if stored is None else stored.job_defaults, plan)
+        return plan
 
     def _build(self, items: list[NewJob], now: datetime) -> list[Job]:
         created_us = timestamp_us(now)

@@ -182,3 +182,16 @@ async def test_failed_start_releases_the_engine(tmp_path: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises for an unusable path
         await handle
     assert handle.engine.state == "closed"
+
+
+def test_query_options_of_other_backends_pass_through() -> None:
+    """Only the SQLite-only keys are refused for other schemes; a backend's own options reach it."""
+    from rustqueue_core.builder import RustQueueBuilder
+    from rustqueue_core.errors import ConfigError
+
+    engine = RustQueueBuilder("memory://?flavour=plain").create()
+    assert engine.state == "starting"
+    import pytest
+
+    with pytest.raises(ConfigError, match="apply to sqlite"):
+        RustQueueBuilder("memory://").durability("full").create()

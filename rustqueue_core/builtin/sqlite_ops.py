@@ -3,12 +3,9 @@ inside its (group) transaction. Each raises to undo its own effects."""
 
 from __future__ import annotations
 
-import copy
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
-
-import msgspec
 
 from rustqueue_core.builtin.sqlite_query import chunks, placeholders
 from rustqueue_core.builtin.sqlite_schema import (
@@ -98,7 +95,14 @@ class RowCache:
         jobs = self.jobs
         if len(jobs) >= ROW_CACHE_MAX and job.id not in jobs:
             return
-        jobs[job.id] = (rev, copy.copy(job))
+        jobs[job.id] = (rev, job.__copy__())
+
+    def keep(self, rev: int, job: Job) -> None:
+        """Like :meth:`remember` for a job the caller never sees (no defensive copy)."""
+        jobs = self.jobs
+        if len(jobs) >= ROW_CACHE_MAX and job.id not in jobs:
+            return
+        jobs[job.id] = (rev, job)
 
     def take(self, job_id: str, rev: int) -> Job | None:
         entry = self.jobs.pop(job_id, None)
@@ -238,30 +242,31 @@ def _claimed(
             unknown.append(job_id)
             jobs.append(None)
             continue
-        job = msgspec.structs.replace(
-            cached,
-            state="active",
-            started_at=now,
-            updated_at=now,
-            deliveries=deliveries,
-            worker_id=consumer_id,
-            lease_token=token,
-            lease_ms=lease_ms,
-            lease_expires_at=until,
-            deadline_at=None if deadline is None else from_us(deadline),
-            last_heartbeat=None,
-            delay_until=None,
-        )
-        jobs.append(job)
+        # ``take`` removed the cached job: it is the writer's own copy, patched in place
+        cached.state = "active"
+        cached.started_at = now
+        cached.updated_at = now
+        cached.deliveries = deliveries
+        cached.worker_id = consumer_id
+        cached.lease_token = token
+        cached.lease_ms = lease_ms
+        cached.lease_expires_at = until
+        cached.deadline_at = None if deadline is None else from_us(deadline)
+        cached.last_heartbeat = None
+        cached.delay_until = None
+        jobs.append(cached)
     if unknown:
         read: dict[str, Job] = {}
         for part in chunks(unknown):
             for row in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
                 read[row[0]] = row_to_job(row)
         jobs = [job if job is not None else read[row[0]] for job, row in zip(jobs, rows, strict=True)]
-    claimed: list[Job] = jobs  # type: ignore[assignment]
-    for (_id, rev, *_), job in zip(rows, claimed, strict=True):
-        cache.remember(rev, job)
+    claimed: list[Job] = []
+    keep = cache.keep
+    for row, job in zip(rows, jobs, strict=True):
+        assert job is not None
+        keep(row[1], job)  # the cache keeps this object; the caller gets a copy
+        claimed.append(job.__copy__())
     return claimed
 
 
@@ -339,9 +344,15 @@ def complete(
     cache = cache if cache is not None else RowCache()
     done: dict[str, Job] = {}
     ids = [it.id for it in items]
-    results = {it.id: None if it.result is None else encode_json(it.result) for it in items}
+    plain = True
+    for it in items:
+        if it.result is not None or it.lease_token is not None or it.consumer_id is not None:
+            plain = False
+            break
+    results: dict[str, bytes | None] = (
+        dict.fromkeys(ids) if plain else {it.id: None if it.result is None else encode_json(it.result) for it in items}
+    )
     returned: list[tuple[str, int]] = []
-    plain = all(it.lease_token is None and it.consumer_id is None and it.result is None for it in items)
     if plain and len(results) == len(ids):  # the common batch ack: one IN list, nothing per item
         for part in chunks(ids):
             sql = (
@@ -378,24 +389,24 @@ def complete(
                 returned.append(row)
     when = from_us(now_us)
     unknown: list[str] = []
+    take = cache.take
     for job_id, rev in returned:
-        cached = cache.take(job_id, rev)
+        cached = take(job_id, rev)
         if cached is None:
             unknown.append(job_id)
             continue
-        stored = results[job_id]
-        done[job_id] = msgspec.structs.replace(
-            cached,
-            state="completed",
-            completed_at=when,
-            updated_at=when,
-            result=None if stored is None else decode_json(stored),
-            lease_token=None,
-            lease_expires_at=None,
-            lease_ms=None,
-            deadline_at=None,
-            last_heartbeat=None,
-        )
+        stored = None if plain else results[job_id]
+        # ``take`` removed the cached job, so nobody else holds it: patch it in place and hand it out
+        cached.state = "completed"
+        cached.completed_at = when
+        cached.updated_at = when
+        cached.result = None if stored is None else decode_json(stored)
+        cached.lease_token = None
+        cached.lease_expires_at = None
+        cached.lease_ms = None
+        cached.deadline_at = None
+        cached.last_heartbeat = None
+        done[job_id] = cached
     for part in chunks(unknown):
         for row in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
             done[row[0]] = row_to_job(row)
@@ -403,6 +414,18 @@ def complete(
     missing = [i for i in ids if i not in done]
     current = _mismatch(conn, missing) if missing else {}
     outcomes: list[CompleteOutcome] = []
+    if len(done) == len(items) and not missing:  # every item completed, each id once
+        for it in items:
+            outcomes.append(
+                CompleteOutcome(
+                    id=it.id,
+                    outcome=OK,
+                    job=done[it.id],
+                    skipped=insert_spawned(conn, it.spawned) if it.spawned else [],
+                    blocked_children=blocked.get(it.id, []),
+                )
+            )
+        return outcomes
     reported: set[str] = set()
     for it in items:
         job = done.get(it.id)

@@ -60,6 +60,14 @@ async def test_every_page_module_the_shell_imports_is_shipped(client: Client) ->
 # --------------------------------------------------------------------------- overview, jobs
 
 
+async def test_session_without_auth_is_anonymous(client: Client) -> None:
+    assert (await client.get("/dashboard/api/session")).json() == {
+        "ok": True,
+        "principal": "anonymous",
+        "anonymous": True,
+    }
+
+
 async def test_overview_reports_counts_rates_and_schedules(client: Client, engine: RustQueue) -> None:
     for _ in range(3):
         await push(client, "emails")

@@ -341,6 +341,18 @@ def test_server_log_view(server: ServerProcess, browser: Any) -> None:
     wait_text(browser, "#log-stream", "rustqueue.http")
 
 
+def test_without_the_websocket_plugin_the_page_says_so(tmp_path: Path, browser: Any) -> None:
+    bare = start_server(tmp_path, "http,dashboard")
+    try:
+        with httpx.Client(base_url=bare.url, timeout=10) as client:
+            push(client, "br-bare")
+        browser.get(f"{bare.url}/dashboard#/queues")
+        wait_text(browser, "#queue-list", "br-bare")
+        wait_text(browser, "#conn", "no event stream")
+    finally:
+        stop_server(bare)
+
+
 def test_every_page_renders_without_script_errors(server: ServerProcess, api: httpx.Client, browser: Any) -> None:
     job_id = push(api, "br-pages")
     browser.get_log("browser")  # drop what earlier tests left

@@ -63,6 +63,8 @@ async def test_auth_protects_the_api_but_not_the_page_shell(prefix: str) -> None
             assert not [q for q in await engine.queues() if q.name == "q"]
             headers = {"Authorization": "Bearer t0k3n"}
             assert (await client.get(f"{prefix}/api/overview", headers=headers)).status_code == 200
+            session = (await client.get(f"{prefix}/api/session", headers=headers)).json()
+            assert session == {"ok": True, "principal": "token-0", "anonymous": False}
             created = await client.post(f"{prefix}/api/queues", json={"name": "q"}, headers=headers)
             assert created.status_code == 201
     finally:

@@ -11,6 +11,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from rustqueue_http import wire
 from rustqueue_http.fastresponse import JsonBytes
+from rustqueue_http.routes_jobs import PRINCIPAL_KEY
 
 from rustqueue_core.errors import JobNotFound, QueueNotFound, ValidationError
 from rustqueue_core.storage import JobFilter
@@ -44,6 +45,14 @@ def api_route_handlers(engine: RustQueue, state: DashboardState, prefix: str) ->
 
     async def queue_exists(name: str) -> bool:
         return any(info.name == name for info in await engine.queues())
+
+    @get(api + "/session", **common)
+    async def session(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Who the caller is: the page's first call, so that it signs in before anything else."""
+        principal = request.scope.get(PRINCIPAL_KEY)  # type: ignore[call-overload]
+        name = getattr(principal, "name", "anonymous")
+        anonymous = principal is None or bool(getattr(principal, "anonymous", False))
+        return _json({"ok": True, "principal": name, "anonymous": anonymous})
 
     @get(api + "/overview", **common)
     async def overview() -> Response[Any]:
@@ -177,6 +186,7 @@ def api_route_handlers(engine: RustQueue, state: DashboardState, prefix: str) ->
         return _json({"ok": True, "lines": lines, "last": last, "capturing": capturing})
 
     return [
+        session,
         overview,
         queue_series,
         list_jobs,

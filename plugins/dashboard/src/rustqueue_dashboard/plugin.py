@@ -20,6 +20,12 @@ CONFIG_STATE_KEY = "rustqueue_config"
 
 
 @hookimpl
+def rustqueue_configure(config: Any) -> None:
+    """Reject a bad ``[dashboard]`` section at startup, before anything listens."""
+    dashboard_config(config)
+
+
+@hookimpl
 def rustqueue_http_routes(app_config: Any) -> list[Any] | None:
     """The dashboard's pages, assets and JSON API, under ``[dashboard] path_prefix``."""
     engine = app_config.state.get(ENGINE_STATE_KEY)

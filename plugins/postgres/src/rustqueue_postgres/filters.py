@@ -13,7 +13,7 @@ from typing import Any
 from rustqueue_core.errors import ValidationError
 from rustqueue_core.models import Job
 from rustqueue_core.storage import ALL_STATES, JobFilter
-from rustqueue_postgres.sql import job_json
+from rustqueue_postgres.sql import jobs_json
 
 _ORDERS = {
     "id": "j.id",
@@ -23,11 +23,26 @@ _ORDERS = {
 }
 
 
+_SORT_KEYS: dict[str, tuple[Callable[[Job], Any], bool]] = {
+    "id": (lambda job: job.id, False),
+    "sort_key": (lambda job: job.sort_key, False),
+    "created": (lambda job: (job.created_at, job.id), False),
+    "updated_desc": (lambda job: (job.updated_at, job.id), True),
+}
+
+
 class FilterQuery:
-    def __init__(self, sql: str, args: list[Any], cursor_of: Callable[[Job], str]) -> None:
+    def __init__(self, sql: str, args: list[Any], cursor_of: Callable[[Job], str], order: str) -> None:
         self.sql = sql
         self.args = args
         self.cursor_of = cursor_of
+        self._key, self._reverse = _SORT_KEYS[order]
+
+    def in_order(self, jobs: list[Job]) -> list[Job]:
+        """The page in its order (``json_agg`` over an ordered subquery keeps it, but is not
+        promised to; one sort of a page is cheap)."""
+        jobs.sort(key=self._key, reverse=self._reverse)
+        return jobs
 
 
 class _Params:
@@ -124,10 +139,8 @@ def build_filter(jobs: str, f: JobFilter, cursor: str | None, limit: int, *, sel
     order_sql = _ORDERS[order]
     if select:
         limit_sql = f" LIMIT {p.add(limit + 1, '::bigint')}" if limit >= 0 else ""
-        sql = (
-            f"SELECT json_agg({job_json('j')} ORDER BY {order_sql})::text FROM "
-            f"(SELECT * FROM {jobs} j WHERE {where_sql} ORDER BY {order_sql}{limit_sql}) j"
-        )
+        page = f"(SELECT * FROM {jobs} j WHERE {where_sql} ORDER BY {order_sql}{limit_sql})"
+        sql = jobs_json(page, "j")  # ordered in Python: see FilterQuery.in_order
     else:
         limit_sql = f" LIMIT {p.add(limit, '::bigint')}" if limit >= 0 else ""
         # FOR UPDATE re-checks the conditions on rows changed meanwhile (a job retried out of the
@@ -135,7 +148,6 @@ def build_filter(jobs: str, f: JobFilter, cursor: str | None, limit: int, *, sel
         lock = "FOR UPDATE"
         sql = (
             f"WITH d AS (DELETE FROM {jobs} x WHERE x.id IN (SELECT j.id FROM {jobs} j WHERE {where_sql} "
-            f"ORDER BY {order_sql}{limit_sql} {lock}) RETURNING x.*) "
-            f"SELECT json_agg({job_json('d')})::text FROM d"
+            f"ORDER BY {order_sql}{limit_sql} {lock}) RETURNING x.*) " + jobs_json("d", "d")
         )
-    return FilterQuery(sql, p.args, _cursor_of(order))
+    return FilterQuery(sql, p.args, _cursor_of(order), order)

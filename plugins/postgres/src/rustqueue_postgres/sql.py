@@ -14,16 +14,21 @@ from rustqueue_postgres.schema import JOB_COLUMNS
 _COLUMN_LIST = ", ".join(JOB_COLUMNS)
 
 
-def job_json(alias: str) -> str:
-    """A ``json_build_object`` of every Job field of the row ``alias`` (timestamps in UTC)."""
-    parts = []
-    for name in JOB_FIELDS:
-        if name == "sort_key":
-            expr = f"translate(encode({alias}.sort_key, 'base64'), E'\\n', '')"
-        else:
-            expr = f"{alias}.{name}"
-        parts.append(f"'{name}', {expr}")
-    return "json_build_object(" + ", ".join(parts) + ")"
+def job_row(alias: str) -> str:
+    """The select list of every Job field of row ``alias`` (``sort_key`` as base64): ``json_agg`` of
+    such rows turns each into an object keyed by field name, cheaper than ``json_build_object``."""
+    return ", ".join(
+        f"translate(encode({alias}.sort_key, 'base64'), E'\\n', '') AS sort_key"
+        if name == "sort_key"
+        else f"{alias}.{name}"
+        for name in JOB_FIELDS
+    )
+
+
+def jobs_json(source: str, alias: str, *, extra: str = "", tail: str = "") -> str:
+    """``SELECT`` of the JSON array (text) of the Job rows ``alias`` of ``source`` (+ ``extra``
+    columns, which the Job decoder ignores), with ``tail`` (WHERE / ORDER BY) applied."""
+    return f"SELECT json_agg(x)::text FROM (SELECT {job_row(alias)}{extra} FROM {source} {alias} {tail}) x"
 
 
 def recordset_columns(columns: dict[str, str]) -> str:
@@ -91,16 +96,16 @@ class Statements:
             "WHERE j.state IN ('waiting', 'delayed', 'blocked', 'active')"
         )
         self.existing_ids = f"SELECT id FROM {jobs} WHERE id = ANY($1::text[])"
-        self.get_jobs = f"SELECT json_agg({job_json('j')})::text FROM {jobs} j WHERE j.id = ANY($1::text[])"
+        self.get_jobs = jobs_json(jobs, "j", tail="WHERE j.id = ANY($1::text[])")
         self.cas_view = f"SELECT id, state, lease_token, worker_id FROM {jobs} WHERE id = ANY($1::text[])"
 
         # ---- claim: waiting jobs plus delayed jobs already due (claims_due_delayed), each branch
-        # an index scan that locks at most the limit; the union is ordered by sort_key once.
+        # an index scan that locks at most the limit; the union is ordered by sort_key once. The
+        # result is put in claim order in Python (sorting wide rows in SQL costs more than the claim).
         self.claim = (
             "WITH picked AS (SELECT c.id, row_number() OVER (ORDER BY c.sort_key) AS rn "
             f"FROM ({self._claimable('$3')}) c ORDER BY c.sort_key LIMIT $3), "
-            f"{self._claim_update('picked')} "
-            f"SELECT json_agg({job_json('u')} ORDER BY u.sort_key)::text FROM upd u"
+            f"{self._claim_update('picked')} " + jobs_json("upd", "u")
         )
         self.group_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
         unsaturated = (
@@ -118,8 +123,7 @@ class Statements:
             "LEFT JOIN active a ON a.group_id = r.group_id "
             "WHERE r.group_id IS NULL OR r.grn + coalesce(a.n, 0) <= $7 ORDER BY r.sort_key LIMIT $3), "
             f"{self._claim_update('picked')} "
-            f"SELECT (SELECT json_agg({job_json('u')} ORDER BY u.sort_key)::text FROM upd u), "
-            "(SELECT count(*) FROM cand)"
+            f"SELECT ({jobs_json('upd', 'u')}), (SELECT count(*) FROM cand)"
         )
 
         # ---- complete
@@ -135,8 +139,8 @@ class Statements:
             "deadline_at = NULL, last_heartbeat = NULL FROM i WHERE j.id = i.id AND j.state = 'active' "
             "AND (i.lease_token IS NULL OR j.lease_token = i.lease_token) "
             "AND (i.consumer_id IS NULL OR j.worker_id = i.consumer_id) RETURNING i.idx, j.*) "
-            f"SELECT json_agg(json_build_object('idx', u.idx, 'job', {job_json('u')}, "
-            f"'children', {children}))::text FROM upd u"
+            f"SELECT json_agg(x)::text, array_agg(x.idx), json_agg(x.children)::text FROM "
+            f"(SELECT {job_row('u')}, u.idx AS idx, {children} AS children FROM upd u) x"
         )
 
         # ---- promote
@@ -236,6 +240,6 @@ class Statements:
             "AND (i.lease_token IS NULL OR j.lease_token = i.lease_token) "
             "AND (i.consumer_id IS NULL OR j.worker_id = i.consumer_id) RETURNING i.idx, j.*)"
             f"{self._notify_cte('upd', 3)} "
-            f"SELECT (SELECT json_agg(json_build_object('idx', u.idx, 'job', {job_json('u')}))::text "
-            f"FROM upd u){self._notify_count()}"
+            f"SELECT json_agg(x)::text, array_agg(x.idx){self._notify_count()} "
+            f"FROM (SELECT {job_row('u')}, u.idx AS idx FROM upd u) x"
         )

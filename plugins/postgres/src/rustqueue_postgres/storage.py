@@ -7,6 +7,7 @@ compare-and-sets on state and lease credential with an outcome per item.
 
 from __future__ import annotations
 
+import operator
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,20 +31,21 @@ from rustqueue_postgres.base import PostgresBase
 from rustqueue_postgres.filters import build_filter
 from rustqueue_postgres.sql import JSON_COLUMNS
 
-
-class _Indexed(msgspec.Struct):
-    idx: int
-    job: Job
-    children: list[str] | None = None
-
-
 _encode = msgspec.json.encode
 _decode_jobs = msgspec.json.Decoder(list[Job]).decode
-_decode_indexed = msgspec.json.Decoder(list[_Indexed]).decode
+_decode_children = msgspec.json.Decoder(list[list[str]]).decode
 _decode_pairs = msgspec.json.Decoder(list[tuple[str, str]]).decode
 _decode_config = msgspec.json.Decoder(QueueConfig).decode
 _decode_schedule = msgspec.json.Decoder(Schedule).decode
 _COUNT_FIELDS = frozenset(QueueCounts.__struct_fields__)
+
+
+def _in_claim_order(jobs: list[Job]) -> list[Job]:
+    jobs.sort(key=_sort_key_of)
+    return jobs
+
+
+_sort_key_of = operator.attrgetter("sort_key")
 
 
 def _tokens(n: int) -> list[str]:
@@ -98,7 +100,7 @@ class PostgresStorage(PostgresBase):
 
         async def work(raw: Any) -> list[Job]:
             text = await raw.fetchval(self.sql.claim, queue, now, n, consumer_id, _tokens(n), lease_ms)
-            return _decode_jobs(text) if text else []
+            return _in_claim_order(_decode_jobs(text)) if text else []
 
         return await self._run(work, atomic=False)
 
@@ -124,7 +126,7 @@ class PostgresStorage(PostgresBase):
                     limit,
                     scan,
                 )
-                got = _decode_jobs(row[0]) if row[0] else []
+                got = _in_claim_order(_decode_jobs(row[0])) if row[0] else []
                 taken.extend(got)
                 if row[1] < scan or len(got) == want:
                     break
@@ -154,16 +156,17 @@ class PostgresStorage(PostgresBase):
         payload = _encode(batch).decode()
 
         async def work(raw: Any) -> list[CompleteOutcome]:
-            text = await raw.fetchval(self.sql.complete, payload, now)
-            done = {r.idx: r for r in _decode_indexed(text)} if text else {}
+            text, indexes, children_text = await raw.fetchrow(self.sql.complete, payload, now)
             outcomes: list[CompleteOutcome | None] = [None] * len(items)
             spawns: list[Job] = []
             owners: list[tuple[int, int]] = []  # (item index, spawn index) per entry of spawns
-            for idx, r in done.items():
-                for k, spawn in enumerate(items[idx].spawned):
-                    spawns.append(spawn)
-                    owners.append((idx, k))
-                outcomes[idx] = CompleteOutcome(id=r.job.id, outcome=OK, job=r.job, blocked_children=r.children)
+            if text:
+                completed = zip(indexes, _decode_jobs(text), _decode_children(children_text), strict=True)
+                for idx, job, children in completed:
+                    for k, spawn in enumerate(items[idx].spawned):
+                        spawns.append(spawn)
+                        owners.append((idx, k))
+                    outcomes[idx] = CompleteOutcome(id=job.id, outcome=OK, job=job, blocked_children=children)
             if spawns:
                 skipped = await self._insert(raw.fetchrow, raw.fetch, spawns, skip_held=True, json_as_text=True)
                 for spawn_index, holder in skipped:
@@ -223,8 +226,9 @@ class PostgresStorage(PostgresBase):
                     row = await raw.fetchrow(
                         self._transition_statement(fields), _encode(batch).decode(), now, *self._notify_args
                     )
-                    for r in _decode_indexed(row[0]) if row[0] else ():
-                        outcomes[r.idx] = ChangeOutcome(id=r.job.id, outcome=OK, job=r.job)
+                    if row[0]:
+                        for idx, job in zip(row[1], _decode_jobs(row[0]), strict=True):
+                            outcomes[idx] = ChangeOutcome(id=job.id, outcome=OK, job=job)
                     failed = [i for i in indexes if outcomes[i] is None]
                     if failed:
                         view = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [changes[i].id for i in failed])}
@@ -254,7 +258,7 @@ class PostgresStorage(PostgresBase):
 
         async def work(raw: Any) -> tuple[list[Job], str | None]:
             text = await raw.fetchval(query.sql, *query.args)
-            jobs = _decode_jobs(text) if text else []
+            jobs = query.in_order(_decode_jobs(text)) if text else []
             if 0 <= limit < len(jobs):
                 jobs = jobs[:limit]
                 return jobs, query.cursor_of(jobs[-1])

@@ -29,12 +29,15 @@ export function setToken(value) {
   button.textContent = value ? "Sign out" : "Sign in";
 }
 
-export function signInAgain() {
+// The header button: "Sign out" forgets the token; "Sign in" (after the dialog was dismissed) opens it.
+export async function signOutOrIn() {
+  const signedIn = !!token();
   declined = false;
   setToken(null);
+  accepted = false;
+  if (!signedIn) await signInOnce("Authentication required");
 }
 
-let pendingPrompt = null;
 // Whether the server accepted our credentials (or needs none): only then does the WebSocket connect,
 // so that an unauthenticated tab never burns the server's failed-login budget with reconnects.
 let accepted = false;
@@ -43,19 +46,42 @@ export function credentialsAccepted() {
   return accepted;
 }
 
-async function promptForToken(message) {
-  // One dialog for every request that hit a 401 at the same time.
-  if (!pendingPrompt) {
-    pendingPrompt = askToken(message).finally(() => { pendingPrompt = null; });
+// One sign-in at a time: every request that meets a 401 waits for the same dialog, and a token is
+// checked once (against <prefix>/api/session) before the waiting requests are sent again. Each
+// refused attempt counts towards the server's lockout, so no request is sent that is bound to fail.
+let signingIn = null;
+
+async function signIn(message) {
+  let text = message;
+  for (;;) {
+    const entered = await askToken(text);
+    if (entered === null) {
+      declined = true;
+      setToken(null);
+      throw new ApiError(401, "UNAUTHORIZED", message + " (use Sign in)");
+    }
+    const response = await fetch(DASH + "/session", { headers: { Authorization: "Bearer " + entered } });
+    const payload = await response.json().catch(() => null);
+    const error = payload && payload.error ? payload.error : {};
+    if (response.status === 401) {
+      text = "That token was not accepted: " + (error.message || "invalid token");
+      continue;
+    }
+    if (!response.ok) throw new ApiError(response.status, error.code || "HTTP_" + response.status, error.message || "Sign-in failed");
+    setToken(entered);
+    accepted = true;
+    return;
   }
-  return pendingPrompt;
+}
+
+function signInOnce(message) {
+  if (!signingIn) signingIn = signIn(message).finally(() => { signingIn = null; });
+  return signingIn;
 }
 
 export async function request(method, url, body) {
-  for (let attempt = 0; attempt < 4; attempt++) {
-    // While the sign-in dialog is open, wait for it rather than sending requests bound to fail
-    // (each failure counts towards the server's lockout).
-    if (pendingPrompt) await pendingPrompt;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (signingIn) await signingIn;
     if (declined && !token()) throw new ApiError(401, "UNAUTHORIZED", "Authentication required (use Sign in)");
     const headers = { Accept: "application/json" };
     const current = token();
@@ -77,14 +103,9 @@ export async function request(method, url, body) {
     if (response.status === 401) {
       accepted = false;
       const message = payload && payload.error ? payload.error.message : "Authentication required";
-      if (declined) throw new ApiError(401, "UNAUTHORIZED", message + " (use Sign in)");
-      const entered = await promptForToken(current ? "That token was not accepted: " + message : message);
-      if (entered === null) {
-        declined = true;
-        setToken(null);
-        throw new ApiError(401, "UNAUTHORIZED", message + " (use Sign in)");
-      }
-      setToken(entered);
+      if (current && current !== token()) continue;  // signed in meanwhile: try again with the new token
+      setToken(null);
+      await signInOnce(current ? "That token was not accepted: " + message : message);
       continue;
     }
     if (!response.ok || (payload && payload.ok === false)) {

@@ -1,5 +1,5 @@
 // The dashboard shell: hash router, header (version, live dot, clock), 5-second refresh, error banner.
-import { ApiError, setToken, signInAgain, token } from "./api.js";
+import { ApiError, DASH, get, setToken, signOutOrIn, token } from "./api.js";
 import { clear, duration } from "./dom.js";
 import { live } from "./live.js";
 import { overviewPage } from "./pages/overview.js";
@@ -91,10 +91,10 @@ function tick() {
   document.getElementById("clock").textContent = new Date().toISOString().slice(11, 19) + " UTC";
 }
 
-function start() {
+async function start() {
   setToken(token());
-  document.getElementById("signout").addEventListener("click", () => {
-    signInAgain();
+  document.getElementById("signout").addEventListener("click", async () => {
+    try { await signOutOrIn(); } catch (err) { showError(err); }
     live.reconnect();
     route();
   });
@@ -104,10 +104,12 @@ function start() {
     if (!current || !current.live || liveTimer) return;
     liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, 700);
   });
-  live.start();
   tick();
   header();
   setInterval(tick, 1000);
+  // Sign in (when the server asks for it) before the page and the event stream start.
+  try { await get(DASH + "/session"); } catch (err) { showError(err); }
+  live.start();
   setInterval(() => { header(); refresh(); }, REFRESH_MS);
   route();
 }

@@ -1,9 +1,10 @@
 // The live event stream: one WebSocket to /api/v1/events, reconnecting every 3 s, keeping the last
 // 200 events for the Live events page and telling the app when something changed.
-import { credentialsAccepted, eventsUrl } from "./api.js";
+import { DASH, credentialsAccepted, eventsUrl, get } from "./api.js";
 
 const KEEP = 200;
 const RECONNECT_MS = 3000;
+const MISSING_RETRY_MS = 30000;
 
 export const live = {
   events: [],
@@ -24,9 +25,10 @@ export const live = {
 
   connect() {
     if (!credentialsAccepted()) {
-      // Not signed in yet (or the server is unreachable): try again once an API call succeeded.
+      // Sign in first (this may show the token dialog): a refused handshake would count as a failed
+      // login on the server, and reconnecting every few seconds would soon lock the browser out.
       this.setState(false);
-      this.schedule(500);
+      get(DASH + "/session").then(() => this.schedule(0), () => this.schedule(RECONNECT_MS));
       return;
     }
     let socket;
@@ -38,7 +40,8 @@ export const live = {
       return;
     }
     this.socket = socket;
-    socket.onopen = () => this.setState(true);
+    let opened = false;
+    socket.onopen = () => { opened = true; this.setState(true); };
     socket.onmessage = (message) => {
       let event;
       try { event = JSON.parse(message.data); } catch { return; }
@@ -48,10 +51,26 @@ export const live = {
       if (this.events.length > KEEP) this.events.length = KEEP;
       for (const listener of this.listeners) listener(event);
     };
-    socket.onclose = () => {
+    socket.onclose = async () => {
       this.setState(false);
-      if (this.socket === socket) this.schedule(RECONNECT_MS);
+      if (this.socket !== socket) return;
+      if (!opened && (await this.streamMissing())) {
+        // The websocket plugin is not loaded: say so and look again now and then.
+        document.getElementById("conn-label").textContent = "no event stream";
+        this.schedule(MISSING_RETRY_MS);
+        return;
+      }
+      this.schedule(RECONNECT_MS);
     };
+  },
+
+  async streamMissing() {
+    try {
+      // A plain GET answers 426 where the stream exists (a public route: no credentials needed).
+      return (await fetch("/api/v1/events")).status === 404;
+    } catch {
+      return false;
+    }
   },
 
   reconnect() {
