@@ -170,7 +170,7 @@ class DeliveryMixin(FlowMixin):
         """Items are ids, ``(id, result)`` pairs or ``{"id", "result"?, "token"?, "consumer_id"?}``."""
         self._gate_mutation()
         if all(type(item) is str for item in items):  # the common batch ack: bare ids
-            return self._batch_result(
+            return self._ack_batch_result(
                 await self._complete([CompleteItem(id=job_id) for job_id in items])  # type: ignore[arg-type]
             )
         complete_items: list[CompleteItem] = []
@@ -217,7 +217,7 @@ class DeliveryMixin(FlowMixin):
         ok = sum(1 for r in final if r.ok)
         return BatchResult(ok=ok, failed=len(final) - ok, results=final)
 
-    def _batch_result(self, outcomes: list[CompleteOutcome]) -> BatchResult:
+    def _ack_batch_result(self, outcomes: list[CompleteOutcome]) -> BatchResult:
         """The ``BatchResult`` of credential-less acks, one outcome per item in order."""
         final: list[ItemResult] = []
         ok = 0

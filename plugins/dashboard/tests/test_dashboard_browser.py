@@ -466,6 +466,7 @@ def seed_demo(client: httpx.Client) -> dict[str, str]:
 
 def test_screenshots_of_every_page(tmp_path: Path, browser: Any, shots: Path) -> None:
     import threading
+    import time
 
     config = "[dashboard]\nsample_interval_s = 0.5\n"
     demo = start_server(tmp_path, "http,websocket,dashboard", config=config)
@@ -478,8 +479,9 @@ def test_screenshots_of_every_page(tmp_path: Path, browser: Any, shots: Path) ->
                 runner = threading.Thread(target=traffic, args=(traffic_client, 8.0))
                 runner.start()
                 wait_until(browser, lambda d: len(rows(d, "#event-stream .row")) >= 12, "events streamed")
-                screenshot(browser, shots, "events")
                 runner.join(timeout=30)
+            time.sleep(1.5)  # let the highlight of the newest rows fade
+            screenshot(browser, shots, "events")
             pages = [
                 ("overview", "overview", "#overview-cards .card"),
                 ("queues", "queues", "#queue-list tbody tr"),

@@ -8,36 +8,29 @@ UTC datetimes), except ``next_attempt_at`` of a fail response, which uses ``+00:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from msgspec.structs import asdict
 
 from rustqueue_core.errors import ValidationError
 from rustqueue_core.models import (
-    BatchResult,
     FlowInfo,
-    Job,
     JobOptions,
     NewJob,
     Priority,
     QueueCounts,
     QueueInfo,
-    Schedule,
+)
+from rustqueue_core.wire import (  # noqa: F401 - the HTTP routes import these from here
+    batch_outcomes,
+    job_to_wire,
+    jobs_to_wire,
+    offset_timestamp,
+    options_to_wire,
+    schedule_to_wire,
 )
 
-# Job fields that never leave the process over HTTP. ``lease_token`` is added back on pull responses only.
-HIDDEN_JOB_FIELDS = (
-    "deliveries",
-    "lease_token",
-    "lease_expires_at",
-    "lease_ms",
-    "expires_at",
-    "deadline_at",
-    "sort_key",
-)
 COUNT_KEYS = ("waiting", "active", "delayed", "completed", "failed", "dlq", "blocked", "cancelled")
 FLOW_SUMMARY_KEYS = ("total", "waiting", "active", "blocked", "completed", "failed", "dlq")
 
@@ -238,33 +231,8 @@ def check_job_id(job_id: str) -> str:
 # --------------------------------------------------------------------------- response shapes
 
 
-def job_to_wire(job: Job, *, with_lease: bool = False) -> dict[str, Any]:
-    wire = asdict(job)
-    for key in HIDDEN_JOB_FIELDS:
-        del wire[key]
-    if wire["metadata"] is None:
-        del wire["metadata"]
-    if with_lease:
-        wire["lease_token"] = job.lease_token
-    return wire
-
-
-def jobs_to_wire(jobs: Iterable[Job], *, with_lease: bool = False) -> list[dict[str, Any]]:
-    return [job_to_wire(job, with_lease=with_lease) for job in jobs]
-
-
 def options_to_dict(options: JobOptions) -> dict[str, Any]:
-    wire = asdict(options)
-    if wire["metadata"] is None:
-        del wire["metadata"]
-    return wire
-
-
-def schedule_to_wire(schedule: Schedule) -> dict[str, Any]:
-    wire = asdict(schedule)
-    if schedule.job_options is not None:
-        wire["job_options"] = options_to_dict(schedule.job_options)
-    return wire
+    return options_to_wire(options) or {}
 
 
 def counts_to_wire(counts: QueueCounts) -> dict[str, int]:
@@ -280,23 +248,6 @@ def flow_to_wire(flow: FlowInfo) -> dict[str, Any]:
     for key, value in flow.summary.items():
         summary.setdefault(key, int(value))
     return {"ok": True, "flow_id": flow.flow_id, "jobs": jobs_to_wire(flow.jobs), "summary": summary}
-
-
-def offset_timestamp(value: datetime) -> str:
-    """``next_attempt_at`` as the original prints it: RFC 3339 with a ``+00:00`` offset."""
-    return value.isoformat()
-
-
-def batch_outcomes(result: BatchResult) -> dict[str, Any]:
-    """Per-item outcomes in the TCP ``ack_batch`` shape, shared by every HTTP batch route."""
-    results: list[dict[str, Any]] = []
-    for item in result.results:
-        if item.ok:
-            results.append({"id": item.id, "ok": True})
-        else:
-            error = {"code": item.error_code, "message": item.error_message}
-            results.append({"id": item.id, "ok": False, "error": error})
-    return {"ok": result.failed == 0, "acked": result.ok, "failed": result.failed, "results": results}
 
 
 def error_body(code: str, message: str, *, details: Any = None, with_details: bool = True) -> bytes:

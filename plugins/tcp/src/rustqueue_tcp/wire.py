@@ -4,74 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from rustqueue_core.models import JOB_OPTION_KEYS, Job, JobOptions, QueueCounts, Schedule
+from rustqueue_core.models import JobOptions
+from rustqueue_core.wire import (  # noqa: F401 - re-exported for the commands module
+    COUNT_WIRE_FIELDS,
+    JOB_WIRE_FIELDS,
+    LEASE_WIRE_FIELDS,
+    counts_to_wire,
+    job_to_wire,
+    offset_timestamp,
+    options_to_wire,
+)
 
 #: The original serialises TCP responses as generic JSON values, whose keys come out sorted.
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _DECODER = msgspec.json.Decoder()
-
-#: The original's 33 job keys, in its order (``metadata`` is dropped when absent).
-JOB_WIRE_FIELDS: tuple[str, ...] = (
-    "id",
-    "custom_id",
-    "name",
-    "queue",
-    "data",
-    "result",
-    "state",
-    "progress",
-    "logs",
-    "priority",
-    "delay_until",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "max_attempts",
-    "attempt",
-    "backoff",
-    "backoff_delay_ms",
-    "last_error",
-    "ttl_ms",
-    "timeout_ms",
-    "unique_key",
-    "tags",
-    "group_id",
-    "metadata",
-    "depends_on",
-    "flow_id",
-    "lifo",
-    "remove_on_complete",
-    "remove_on_fail",
-    "worker_id",
-    "last_heartbeat",
-)
-#: Lease keys added to jobs in pull responses only (a GET never shows the token).
-LEASE_WIRE_FIELDS: tuple[str, ...] = ("lease_token", "lease_ms", "lease_expires_at")
-
-SCHEDULE_WIRE_FIELDS: tuple[str, ...] = (
-    "name",
-    "queue",
-    "job_name",
-    "job_data",
-    "job_options",
-    "cron_expr",
-    "every_ms",
-    "timezone",
-    "max_executions",
-    "execution_count",
-    "paused",
-    "last_run_at",
-    "next_run_at",
-    "created_at",
-    "updated_at",
-)
-COUNT_WIRE_FIELDS: tuple[str, ...] = ("waiting", "active", "delayed", "completed", "failed", "dlq", "blocked")
 
 #: Top-level keys that make ``push`` read the whole command object as options.
 PUSH_OPTION_TRIGGERS = frozenset(
@@ -137,38 +87,11 @@ def encode_json(value: Any) -> bytes:
     return _ENCODER.encode(value)
 
 
-def offset_timestamp(value: datetime | None) -> str | None:
-    """``next_attempt_at`` uses the ``+00:00`` suffix, unlike every other timestamp."""
-    return value.isoformat() if value is not None else None
+def schedule_to_wire(schedule: Any) -> dict[str, Any]:
+    """TCP answers carry the original's schedule keys only."""
+    from rustqueue_core.wire import schedule_to_wire as to_wire
 
-
-def job_to_wire(job: Job, *, with_lease: bool = False) -> dict[str, Any]:
-    out = {name: getattr(job, name) for name in JOB_WIRE_FIELDS}
-    if out["metadata"] is None:
-        del out["metadata"]
-    if with_lease:
-        for name in LEASE_WIRE_FIELDS:
-            out[name] = getattr(job, name)
-    return out
-
-
-def counts_to_wire(counts: QueueCounts) -> dict[str, int]:
-    return {name: getattr(counts, name) for name in COUNT_WIRE_FIELDS}
-
-
-def options_to_wire(options: JobOptions | None) -> dict[str, Any] | None:
-    if options is None:
-        return None
-    out = {name: getattr(options, name) for name in JOB_OPTION_KEYS}
-    if out["metadata"] is None:
-        del out["metadata"]
-    return out
-
-
-def schedule_to_wire(schedule: Schedule) -> dict[str, Any]:
-    out = {name: getattr(schedule, name) for name in SCHEDULE_WIRE_FIELDS}
-    out["job_options"] = options_to_wire(schedule.job_options)
-    return out
+    return to_wire(schedule, extended=False)
 
 
 # --------------------------------------------------------------------------- reading requests
