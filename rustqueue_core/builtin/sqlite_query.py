@@ -202,7 +202,8 @@ def find_jobs(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
     if cond:
         where = f"({where}) AND {cond}"
         params = [*params, *cond_params]
-    rows = conn.execute(f"{_SELECT_JOBS} WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit + 1]).fetchall()
+    sql = f"SELECT {COLUMN_LIST} FROM {source(f)} WHERE {where} ORDER BY {order} LIMIT ?"
+    rows = conn.execute(sql, [*params, limit + 1]).fetchall()
     jobs = [row_to_job(r) for r in rows[:limit]]
     next_cursor = _cursor_of(f, jobs[-1]) if len(rows) > limit else None
     return jobs, next_cursor
@@ -211,7 +212,10 @@ def find_jobs(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
 def select_ids(conn: sqlite3.Connection, f: JobFilter, limit: int) -> list[str]:
     where, params = filter_sql(f)
     order, _, _ = _order(f, None)
-    return [r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit])]
+    return [
+        r[0]
+        for r in conn.execute(f"SELECT id FROM {source(f)} WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit])
+    ]
 
 
 def count_jobs(conn: sqlite3.Connection, queues: Sequence[str] | None) -> dict[str, QueueCounts]:
