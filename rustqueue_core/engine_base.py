@@ -222,9 +222,7 @@ class EngineBase:
 
     # ------------------------------------------------------------------ outcome mapping
     @staticmethod
-    def _outcome_error(
-        job_id: str, outcome: str, expected: tuple[str, ...], credential_given: bool
-    ) -> RustQueueError:
+    def _outcome_error(job_id: str, outcome: str, expected: tuple[str, ...], credential_given: bool) -> RustQueueError:
         if outcome == NOT_FOUND:
             return JobNotFound(job_id)
         if outcome == LEASE_LOST:

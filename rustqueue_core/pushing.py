@@ -111,9 +111,7 @@ class PushMixin(EngineBase):
         return await self._push(list(jobs), principal, index_names=len(jobs) != 1)
 
     # ------------------------------------------------------------------ pipeline
-    async def _push(
-        self, items: list[NewJob], principal: Principal | None, *, index_names: bool
-    ) -> list[str]:
+    async def _push(self, items: list[NewJob], principal: Principal | None, *, index_names: bool) -> list[str]:
         self._gate_mutation()
         if not items:
             return []
@@ -150,9 +148,7 @@ class PushMixin(EngineBase):
             if isinstance(job.metadata, dict) and "follow_ups" in job.metadata:
                 self._track_followups(job.id)
         if self._has_consumers:
-            self._emit(
-                [self._event("job.pushed", j.id, j.queue, now, state=j.state, name=j.name) for j in jobs]
-            )
+            self._emit([self._event("job.pushed", j.id, j.queue, now, state=j.state, name=j.name) for j in jobs])
 
     async def _prepare(
         self,
@@ -267,9 +263,7 @@ class PushMixin(EngineBase):
             backoff_delay_ms = o.backoff_delay_ms if o.backoff_delay_ms is not None else plan.backoff_delay_ms
             timeout_ms = o.timeout_ms if o.timeout_ms is not None else plan.timeout_ms
             ttl_ms = o.ttl_ms if o.ttl_ms is not None else plan.ttl_ms
-            remove_on_complete = (
-                o.remove_on_complete if o.remove_on_complete is not None else plan.remove_on_complete
-            )
+            remove_on_complete = o.remove_on_complete if o.remove_on_complete is not None else plan.remove_on_complete
             remove_on_fail = o.remove_on_fail if o.remove_on_fail is not None else plan.remove_on_fail
             unique_key = o.unique_key
             if unique_key is None and not config.allow_duplicates:
@@ -325,8 +319,7 @@ class PushMixin(EngineBase):
                     raise ValidationError(f"Dependency parent job '{parent_id}' not found", index=index)
                 if parent.state in _DEAD_PARENT:
                     raise ValidationError(
-                        f"Dependency parent job '{parent_id}' is in terminal state "
-                        f"'{_STATE_DEBUG[parent.state]}'",
+                        f"Dependency parent job '{parent_id}' is in terminal state '{_STATE_DEBUG[parent.state]}'",
                         index=index,
                     )
                 if parent.state != "completed" and parent_id not in completing:

@@ -182,9 +182,7 @@ class CommandProcessor:
         options = wire.read_push_options(command, wire.PUSH_OPTION_TRIGGERS)
         return NewJob(queue=queue, name=name, data=data, options=options)
 
-    async def _flush_pushes(
-        self, session: Session, pending: list[tuple[int, NewJob]], out: list[bytes]
-    ) -> None:
+    async def _flush_pushes(self, session: Session, pending: list[tuple[int, NewJob]], out: list[bytes]) -> None:
         jobs = [job for _, job in pending]
         try:
             ids = await self.engine.push_batch(None, jobs, principal=session.principal)
@@ -265,7 +263,7 @@ class CommandProcessor:
 
     async def _ack_batch(self, session: Session, command: dict[str, Any]) -> bytes:
         items = command.get("items")
-        entries: list[dict[str, Any]] = []
+        entries: list[dict[str, Any] | str] = []
         if isinstance(items, list):
             for i, item in enumerate(items):
                 if not isinstance(item, dict):
@@ -285,7 +283,7 @@ class CommandProcessor:
             for i, raw_id in enumerate(ids):
                 if not isinstance(raw_id, str):
                     raise validation(f"ids[{i}] must be a string")
-                entries.append({"id": parse_job_id(raw_id, f"ids[{i}] has invalid job ID format")})
+                entries.append(parse_job_id(raw_id, f"ids[{i}] has invalid job ID format"))
         self._authorize(session, "ack", None)
         result = await self.engine.ack_batch(entries)
         body = _batch_body(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -97,10 +98,16 @@ def schedule_to_wire(schedule: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reading requests
 
 
+#: A job id already in canonical form (what the server hands out): accepted without parsing.
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def parse_job_id(value: Any, what: str = "Invalid job ID format") -> str:
     """Accept what a UUID parser accepts (any case, with or without hyphens); return canonical form."""
     if not isinstance(value, str):
         raise validation(what)
+    if len(value) == 36 and _CANONICAL_ID.fullmatch(value) is not None:
+        return value
     try:
         return str(uuid.UUID(value))
     except ValueError:
