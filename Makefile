@@ -15,8 +15,17 @@ $(UV):
 
 install: .venv/.installed
 
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+# The whole suite, then the engine, storage and worker suites again on PostgreSQL when one is reachable.
 test: install
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+	@if $(UV) run --no-sync python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+	  echo "== engine, storage and worker suites again on $(PG_URL)"; \
+	  $(UV) run --no-sync pytest tests/engine tests/storage tests/test_worker.py --rustqueue-storage=$(PG_URL) $(PYTEST_ARGS); \
+	else \
+	  echo "== no PostgreSQL on 127.0.0.1:5432: the PostgreSQL pass is skipped"; \
+	fi
 
 serve: install
 	$(UV) run --no-sync rustqueue serve

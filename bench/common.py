@@ -177,3 +177,11 @@ def proc_status_mb(pid: int | str = "self") -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values
+
+
+def merge(into: dict[tuple[str, str], Result], results: list[Result]) -> None:
+    for r in results:
+        if (r.case, r.system) in into:
+            into[(r.case, r.system)].seconds.extend(r.seconds)
+        else:
+            into[(r.case, r.system)] = r

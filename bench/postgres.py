@@ -31,6 +31,7 @@ from common import (
     Case,
     Result,
     Target,
+    merge,
     rate_of,
     ratio_target,
     render_table,
@@ -41,7 +42,7 @@ from common import (
     write_targets,
 )
 from embedded import rq_cases
-from server import BATCH, Server, merge, rustqueue_tcp_cases
+from server import BATCH, Server, rustqueue_tcp_cases
 
 DEFAULT_N = 2_000
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -65,12 +66,13 @@ async def _drop_bench_schemas() -> None:
         await conn.close()
 
 
-async def _fresh_nodes_database() -> None:
+async def _fresh_nodes_database(*, create: bool = True) -> None:
     """An empty database for the server nodes (the URL of ``serve --storage`` carries no schema option)."""
     conn = await asyncpg.connect(DSN)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{NODES_DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{NODES_DB}"')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{NODES_DB}"')
     finally:
         await conn.close()
 
@@ -367,6 +369,7 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
                 for node in nodes:
                     node.stop()
             await _drop_bench_schemas()
+        await _fresh_nodes_database(create=False)
     latency = {waiting: await dequeue_latency(waiting) for waiting in (1_000, 1_000_000)}
     results = list(merged.values())
     peers = ("pgqueuer", "procrastinate")

@@ -9,8 +9,8 @@ Shapes:
   ``POST /ack`` (three requests per message).
 * WebSocket publish: one session, ``publish`` frames with up to ``WS_WINDOW`` replies outstanding.
 * WebSocket round trip: one session subscribed with ``WS_CREDITS`` credits publishes while it consumes;
-  delivered ids are acked with ``batch-ack`` (everything delivered so far, at most ``WS_ACK_MAX`` per
-  frame), each batch-ack followed by a ``credit`` frame returning that many credits.
+  delivered ids are acked with ``batch-ack`` once ``WS_ACK_MIN`` are waiting (or after a 2 ms lull),
+  at most ``WS_ACK_MAX`` per frame, each batch-ack followed by a ``credit`` frame returning that many.
 
 There is no peer: qrusty itself is not available here (its README advertises 50,000+ messages/s
 without saying how it was measured).
@@ -33,6 +33,7 @@ from common import (
     Result,
     Target,
     floor_target,
+    merge,
     render_table,
     render_targets,
     run_interleaved,
@@ -40,12 +41,14 @@ from common import (
     write_section,
     write_targets,
 )
-from server import SINGLE_WORKERS, HttpConnection, Server, _free_port, installed_plugins, merge
+from server import SINGLE_WORKERS, HttpConnection, Server, _free_port, installed_plugins
 
 DEFAULT_N = 5_000
 WS_WINDOW = 256
 WS_CREDITS = 512
 WS_ACK_MAX = 256
+WS_ACK_MIN = 50
+WS_ACK_LINGER_S = 0.002
 PAYLOADS = {"100B": 100, "10KB": 10_240}
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -187,10 +190,16 @@ def qrusty_cases(server: Server, port: int, n: int, size: int, label: str) -> di
             acked = 0
             acks: list[asyncio.Future[dict[str, Any]]] = []
             while acked < n:
-                if not ws.delivered:
+                if len(ws.delivered) < min(WS_ACK_MIN, n - acked):
+                    # Gather a batch: wait for more deliveries, but ack what is there after a short lull.
                     ws.arrived.clear()
-                    await asyncio.wait_for(ws.arrived.wait(), 30)
-                    continue
+                    timeout = WS_ACK_LINGER_S if ws.delivered else 30.0
+                    try:
+                        await asyncio.wait_for(ws.arrived.wait(), timeout)
+                        continue
+                    except TimeoutError:
+                        if not ws.delivered:
+                            raise
                 ids, ws.delivered[:] = ws.delivered[:WS_ACK_MAX], ws.delivered[WS_ACK_MAX:]
                 acks.append(ws.send({"type": "batch-ack", "queue": queue, "ids": ids}))
                 acks.append(ws.send({"type": "credit", "queue": queue, "credits": len(ids)}))
@@ -255,8 +264,9 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
         f"Rates are messages/s. n = {n:,} messages per case, {repeats} repeats (fresh servers per repeat), "
         f"cases interleaved between the two servers. HTTP: {SINGLE_WORKERS} keep-alive connections "
         f"(a round trip is three requests). WebSocket: one session; {WS_WINDOW} publishes in flight; "
-        f"subscribed with {WS_CREDITS} credits, batch-ack of everything delivered (≤ {WS_ACK_MAX} ids) then "
-        f"the same number of credits back. `rustqueue serve --plugins=qrusty`; SQLite at its default "
+        f"subscribed with {WS_CREDITS} credits, batch-ack once {WS_ACK_MIN} deliveries wait (or after a "
+        f"{WS_ACK_LINGER_S * 1e3:g} ms lull; ≤ {WS_ACK_MAX} ids) then the same number of credits back. "
+        f"`rustqueue serve --plugins=qrusty`; SQLite at its default "
         f"(WAL, synchronous=NORMAL).\n\n"
         f"Targets:\n\n{render_targets(targets)}"
     )

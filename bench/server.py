@@ -40,6 +40,7 @@ from common import (
     Result,
     Target,
     floor_target,
+    merge,
     proc_status_mb,
     ratio_target,
     render_table,
@@ -492,14 +493,6 @@ async def idle_rss(workdir: Path) -> tuple[float, list[str]]:
     async with running(f"sqlite:///{workdir}/idle.db", STANDARD, workdir) as server:
         await asyncio.sleep(3.0)
         return proc_status_mb(server.pid)["VmRSS"], server.plugins
-
-
-def merge(into: dict[tuple[str, str], Result], results: list[Result]) -> None:
-    for r in results:
-        if (r.case, r.system) in into:
-            into[(r.case, r.system)].seconds.extend(r.seconds)
-        else:
-            into[(r.case, r.system)] = r
 
 
 WITHOUT_EXTRAS = "tcp sqlite (http,tcp)"
