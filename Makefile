@@ -10,7 +10,8 @@ $(UV):
 	.tools/bin/pip install -q "uv==$(UV_VERSION)"
 
 .venv/.installed: $(UV) pyproject.toml uv.lock $(wildcard plugins/*/pyproject.toml)
-	$(UV) sync --all-packages --locked
+	$(UV) sync --all-packages --locked --compile-bytecode
+	$(UV) run --no-sync python -m compileall -q -j 0 rustqueue_core plugins examples
 	touch $@
 
 install: .venv/.installed
