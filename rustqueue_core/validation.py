@@ -89,9 +89,7 @@ def check_data(data: Any, index: int | None = None) -> None:
         return
     size = len(encode_json(data, "Job data", index))
     if size > MAX_DATA:
-        raise ValidationError(
-            f"Job data payload ({size} bytes) exceeds maximum of {MAX_DATA} bytes", index=index
-        )
+        raise ValidationError(f"Job data payload ({size} bytes) exceeds maximum of {MAX_DATA} bytes", index=index)
 
 
 def check_result(result: Any, index: int | None = None) -> None:
@@ -99,9 +97,7 @@ def check_result(result: Any, index: int | None = None) -> None:
         return
     size = len(encode_json(result, "Job result", index))
     if size > MAX_DATA:
-        raise ValidationError(
-            f"Job result payload ({size} bytes) exceeds maximum of {MAX_DATA} bytes", index=index
-        )
+        raise ValidationError(f"Job result payload ({size} bytes) exceeds maximum of {MAX_DATA} bytes", index=index)
 
 
 def check_error_text(text: object, what: str = "Error message", index: int | None = None) -> str:
@@ -140,9 +136,7 @@ def check_priority(priority: object, kind: str, index: int | None = None) -> int
         if "\x00" in priority:
             raise ValidationError("Priority must not contain U+0000", index=index)
         if len(priority.encode()) > MAX_TEXT_PRIORITY:
-            raise ValidationError(
-                f"Priority exceeds maximum length of {MAX_TEXT_PRIORITY} bytes", index=index
-            )
+            raise ValidationError(f"Priority exceeds maximum length of {MAX_TEXT_PRIORITY} bytes", index=index)
         return priority
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValidationError("Priority must be an integer on a queue with numeric priorities", index=index)
@@ -158,9 +152,7 @@ def check_options(opts: JobOptions, index: int | None = None) -> None:
     if opts.max_attempts is not None:
         _check_int(opts.max_attempts, "max_attempts", index)
     if opts.backoff is not None and opts.backoff not in BACKOFFS:
-        raise ValidationError(
-            f"backoff must be one of fixed, linear, exponential (got {opts.backoff!r})", index=index
-        )
+        raise ValidationError(f"backoff must be one of fixed, linear, exponential (got {opts.backoff!r})", index=index)
     for field in ("backoff_delay_ms", "ttl_ms", "timeout_ms"):
         value = getattr(opts, field)
         if value is not None:
@@ -189,18 +181,14 @@ def check_options(opts: JobOptions, index: int | None = None) -> None:
     if opts.metadata is not None:
         size = len(encode_json(opts.metadata, "Job metadata", index))
         if size > MAX_METADATA:
-            raise ValidationError(
-                f"Job metadata ({size} bytes) exceeds maximum of {MAX_METADATA} bytes", index=index
-            )
+            raise ValidationError(f"Job metadata ({size} bytes) exceeds maximum of {MAX_METADATA} bytes", index=index)
     if opts.depends_on is not None and (
         not isinstance(opts.depends_on, list) or not all(isinstance(p, str) for p in opts.depends_on)
     ):
         raise ValidationError("depends_on must be a list of job ids", index=index)
 
 
-def options_from_mapping(
-    raw: Mapping[str, Any], index: int | None = None, strict: bool = False
-) -> JobOptions:
+def options_from_mapping(raw: Mapping[str, Any], index: int | None = None, strict: bool = False) -> JobOptions:
     """Build ``JobOptions`` from keywords or a wire mapping. Unknown keys fail when ``strict``."""
     present = raw.keys() & _OPTION_KEYS
     if strict and len(present) != len(raw):
@@ -242,9 +230,7 @@ def check_queue_settings(changes: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if key == "ordering":
             if value not in ORDERING_ALIASES:
-                raise ValidationError(
-                    f"ordering must be one of max_first, min_first, fifo, lifo (got {value!r})"
-                )
+                raise ValidationError(f"ordering must be one of max_first, min_first, fifo, lifo (got {value!r})")
             clean[key] = ORDERING_ALIASES[value]
         elif key == "priority_kind":
             if value not in PRIORITY_KINDS:
@@ -259,10 +245,7 @@ def check_queue_settings(changes: Mapping[str, Any]) -> dict[str, Any]:
             clean[key] = value
         elif key == "rate_limit_per_second":
             if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
+                isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
             ):
                 raise ValidationError("rate_limit_per_second must be a finite number greater than zero")
             clean[key] = None if value is None else float(value)
