@@ -146,3 +146,28 @@ def test_invalid_settings_are_rejected():
         TokenAuthenticator(AuthConfig(enabled=True, trusted_proxies=["not-an-ip"]))
     with pytest.raises(ConfigError):
         TokenAuthenticator(AuthConfig(enabled=True, max_failures=0))
+
+
+def test_loopback_clients_are_not_locked_out_unless_configured() -> None:
+    from rustqueue_core.errors import AuthError, RateLimited
+    from rustqueue_core.models import Credentials
+
+    def attempts(auth: TokenAuthenticator, peer: str, forwarded: str | None = None) -> str:
+        for _ in range(6):
+            try:
+                auth.authenticate(
+                    Credentials(transport="http", header="Bearer wrong", peer=peer, forwarded_for=forwarded)
+                )
+            except RateLimited:
+                return "locked"
+            except AuthError:
+                continue
+        return "open"
+
+    default = TokenAuthenticator(AuthConfig(enabled=True, tokens=["t"]))
+    assert attempts(default, "127.0.0.1") == "open"  # a local process, like the original's direct clients
+    assert attempts(default, "::1") == "open"
+    assert attempts(default, "127.0.0.1", forwarded="203.0.113.9") == "locked"  # behind a local proxy
+    assert attempts(default, "198.51.100.7") == "locked"  # a remote peer is keyed on its address
+    strict = TokenAuthenticator(AuthConfig(enabled=True, tokens=["t"], lockout_loopback=True))
+    assert attempts(strict, "127.0.0.1") == "locked"

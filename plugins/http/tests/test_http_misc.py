@@ -36,7 +36,7 @@ async def test_openapi_document_from_the_real_handlers(engine):
     paths = document["paths"]
     for path in (
         "/api/v1/queues/{queue}/jobs",
-        "/api/v1/jobs/{job_id}",
+        "/api/v1/jobs/{id}",
         "/api/v1/queues",
         "/api/v1/schedules",
         "/api/v1/health",
@@ -66,7 +66,7 @@ async def test_openapi_document_from_the_real_handlers(engine):
         "$ref": "#/components/schemas/PushItem"
     }
     assert set(schemas["PushItem"]["required"]) == {"name", "data"}
-    assert paths["/api/v1/jobs/{job_id}/ack"]["post"]["requestBody"]["required"] is False
+    assert paths["/api/v1/jobs/{id}/ack"]["post"]["requestBody"]["required"] is False
     assert "requestBody" in paths["/api/v1/schedules"]["post"]
 
 

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("rustqueue.auth")
 
 
-
 class AuthPlugin:
     """Bearer tokens from ``[auth]``: abstains while disabled, rejects bad credentials when enabled."""
 
@@ -29,10 +28,16 @@ class AuthPlugin:
 
     @hookimpl
     def rustqueue_add_options(self, options: OptionRegistry) -> None:
-        options.add(key="auth.enabled", flag="--auth", env="RUSTQUEUE_AUTH_ENABLED", type=bool,
-                    help="require bearer tokens on HTTP, TCP and WebSocket")
-        options.add(key="auth.tokens", env="RUSTQUEUE_AUTH_TOKENS", type=list,
-                    help="comma-separated list of accepted tokens")
+        options.add(
+            key="auth.enabled",
+            flag="--auth",
+            env="RUSTQUEUE_AUTH_ENABLED",
+            type=bool,
+            help="require bearer tokens on HTTP, TCP and WebSocket",
+        )
+        options.add(
+            key="auth.tokens", env="RUSTQUEUE_AUTH_TOKENS", type=list, help="comma-separated list of accepted tokens"
+        )
 
     @hookimpl
     def rustqueue_configure(self, config: Config) -> None:

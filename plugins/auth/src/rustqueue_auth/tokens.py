@@ -31,8 +31,13 @@ class AuthConfig(msgspec.Struct, kw_only=True):
 
     enabled: bool = False
     tokens: list[str] = msgspec.field(default_factory=list)
-    #: Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` header names the real client.
-    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    #: Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` header names the real client. Loopback by
+    #: default: a reverse proxy on the same host is the usual deployment.
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Lock out loopback clients that come without a forwarded header (local processes can read the tokens
+    #: from this machine's config anyway; locking them out only breaks local tooling). Off by default, as
+    #: the original never locks out direct clients.
+    lockout_loopback: bool = False
     max_failures: int = 5
     lockout_seconds: float = 300.0
     prune_interval_seconds: float = 60.0
@@ -91,7 +96,7 @@ class TokenAuthenticator:
             raise AuthError(MISSING_HEADER if credentials.transport != "tcp" else MISSING_TOKEN)
         if not header.startswith(BEARER_PREFIX):
             raise AuthError(WRONG_SCHEME)
-        token = header[len(BEARER_PREFIX):]
+        token = header[len(BEARER_PREFIX) :]
         if not token:
             raise AuthError(EMPTY_TOKEN)
         index = self.match(token)
@@ -119,6 +124,8 @@ class TokenAuthenticator:
             first = forwarded.split(",", 1)[0].strip()
             if first:
                 return first
+        if not self.config.lockout_loopback and _is_loopback(peer):
+            return None
         return peer
 
     def is_locked(self, client: str, now: float | None = None) -> bool:
@@ -174,3 +181,10 @@ def _in_networks(address: str, networks: Sequence[Network]) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"

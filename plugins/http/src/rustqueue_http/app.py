@@ -25,7 +25,7 @@ from litestar.plugins import InitPluginProtocol
 from rustqueue_core.errors import RustQueueError
 from rustqueue_core.models import Credentials
 from rustqueue_http import wire
-from rustqueue_http.landing import LANDING_HTML
+from rustqueue_http.landing import GUIDE_PAGES, LANDING_HTML
 from rustqueue_http.openapi import RequestBodyJsonRenderPlugin
 from rustqueue_http.routes_admin import (
     health_route_handler,
@@ -78,8 +78,9 @@ _CODE_BY_STATUS = {
 # --------------------------------------------------------------------------- errors
 
 
-def _envelope(status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-              with_details: bool = True) -> Response[Any]:
+def _envelope(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, with_details: bool = True
+) -> Response[Any]:
     body = wire.error_body(code, message, with_details=with_details)
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
@@ -204,12 +205,18 @@ def contributed_routes(host: PluginHost | None, app_config: AppConfig) -> list[C
     return handlers
 
 
-def landing_route_handler() -> ControllerRouterHandler:
+def landing_route_handlers() -> list[ControllerRouterHandler]:
+    """``/`` and the guide pages, all public."""
+
     @get("/", media_type=MediaType.HTML, include_in_schema=False, opt={"rustqueue_public": True})
     async def landing_page() -> str:
         return LANDING_HTML
 
-    return landing_page
+    @get(list(GUIDE_PAGES), media_type=MediaType.HTML, include_in_schema=False, opt={"rustqueue_public": True})
+    async def guide_page(request: Request[Any, Any, Any]) -> str:
+        return GUIDE_PAGES[request.scope["path"].rstrip("/")]
+
+    return [landing_page, guide_page]
 
 
 class RustQueuePlugin(InitPluginProtocol):
@@ -246,12 +253,16 @@ class RustQueuePlugin(InitPluginProtocol):
         if "/api/v1/metrics/prometheus" not in paths:
             own.append(metrics_unavailable_handler())
         if self.standalone:
-            own.append(landing_route_handler())
+            own.extend(landing_route_handlers())
 
         middleware = [make_auth_middleware(host)] if host is not None else []
         app_config.route_handlers.append(
-            Router(path="/", route_handlers=[*own, *extra], middleware=middleware,
-                   exception_handlers=ROUTE_EXCEPTION_HANDLERS)
+            Router(
+                path="/",
+                route_handlers=[*own, *extra],
+                middleware=middleware,
+                exception_handlers=ROUTE_EXCEPTION_HANDLERS,
+            )
         )
         if self.standalone:
             app_config.exception_handlers = {**APP_EXCEPTION_HANDLERS, **app_config.exception_handlers}

@@ -30,6 +30,15 @@ class BackoffStrategy(StrEnum):
     exponential = "exponential"
 
 
+class QueueOrdering(StrEnum):
+    """Listed in the document as RustQueue 0.3 lists it; dequeue order is always priority, then FIFO."""
+
+    fifo = "fifo"
+    lifo = "lifo"
+    priority = "priority"
+    fair = "fair"
+
+
 class LogEntry(msgspec.Struct, kw_only=True):
     timestamp: str
     message: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections.abc import AsyncIterator, Generator
 from typing import Any
@@ -113,12 +114,34 @@ class QrustyServer:
         await self._stack.aclose()
 
 
+class NotServing:
+    """What the transport yields when it stood aside (its default port was taken)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+
 @contextlib.asynccontextmanager
-async def serve_qrusty(engine: Any, config: Any = None) -> AsyncIterator[QrustyServer]:
-    """Serve the qrusty API on ``server.host``:``qrusty.port`` until the context exits."""
-    server = QrustyServer(engine, qrusty_settings(config))
+async def serve_qrusty(engine: Any, config: Any = None) -> AsyncIterator[QrustyServer | NotServing]:
+    """Serve the qrusty API on ``server.host``:``qrusty.port`` until the context exits.
+
+    When the port was not chosen explicitly and the default 6784 is taken (another server on this
+    host), the qrusty API stands aside with a warning rather than stopping the whole server; an
+    explicitly chosen port that is busy is an error, as for every transport."""
+    settings = qrusty_settings(config)
+    server = QrustyServer(engine, settings)
     try:
         await server.start()
+    except OSError as exc:
+        await server.stop()
+        if settings.port_explicit or exc.errno != errno.EADDRINUSE:
+            raise
+        logger.warning(
+            "qrusty API not started: port %d is in use; choose a port with --qrusty-port, QRUSTY_PORT or [qrusty] port",
+            settings.port,
+        )
+        yield NotServing(f"not started (port {settings.port} in use)")
+        return
     except BaseException:
         await server.stop()
         raise

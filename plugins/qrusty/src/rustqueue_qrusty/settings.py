@@ -100,6 +100,8 @@ class QrustySettings:
     host: str
     port: int
     memory: MemorySettings
+    #: the port came from a flag, the environment or the config file (not the default 6784)
+    port_explicit: bool
     ws_ping_interval_s: float
     ws_ping_timeout_s: float
 
@@ -166,9 +168,15 @@ def qrusty_settings(config: Any) -> QrustySettings:
         port = int(port)
     except (TypeError, ValueError):
         raise ConfigError(f"qrusty.port: expected a port number, got {port!r}") from None
+    explicit = (
+        config is not None
+        and config.has("qrusty.port")
+        and getattr(config, "sources", {}).get("qrusty.port") != "default"
+    )
     return QrustySettings(
         host=str(_get(config, "server.host", "0.0.0.0")),
         port=port,
+        port_explicit=bool(explicit),
         memory=memory_settings(config),
         ws_ping_interval_s=_float(config, "qrusty.ws_ping_interval_secs", 30.0),
         ws_ping_timeout_s=_float(config, "qrusty.ws_ping_timeout_secs", 10.0),
