@@ -119,7 +119,11 @@ def _setup_logging(level: str | None, config: Config | None, trace: bool) -> Non
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, Any]:
-    parser = argparse.ArgumentParser(prog="rustqueue", description=ABOUT, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="rustqueue",
+        description=f"{ABOUT}: a job queue and job scheduler, embedded or as a server.",
+        allow_abbrev=False,
+    )
     parser.add_argument("--version", action="version", version=f"rustqueue {__version__}")
     _add_loading_args(parser, suppress=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

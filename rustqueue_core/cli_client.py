@@ -28,7 +28,11 @@ _COUNT_KEYS = ("waiting", "active", "delayed", "completed", "failed", "dlq")
 
 def register(subparsers: Any) -> None:
     """Add the client subcommands to the ``rustqueue`` parser. Each sets ``func(args) -> exit code``."""
-    status = subparsers.add_parser("status", help="show queue counts of a running server")
+    status = subparsers.add_parser(
+        "status",
+        help="show queue status (counts per queue) of a running server",
+        description="Show queue status: the counts of every queue of a running server.",
+    )
     _add_connection_args(status)
     _add_output_args(status)
     status.set_defaults(func=cmd_status)
