@@ -17,9 +17,7 @@ from rustqueue_core import Job, RustQueue
 async def main(db_path: Path) -> None:
     async with RustQueue.sqlite(str(db_path)).build() as rq:
         recipients = ["ada@example.com", "grace@example.com", "linus@example.com"]
-        ids = await rq.push_batch(
-            "emails", [{"name": "send-welcome", "data": {"to": to}} for to in recipients]
-        )
+        ids = await rq.push_batch("emails", [{"name": "send-welcome", "data": {"to": to}} for to in recipients])
         all_sent = asyncio.Event()
         sent: list[str] = []
 

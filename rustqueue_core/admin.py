@@ -92,9 +92,7 @@ class AdminMixin(LeaseMixin):
         self._gate_read()
         if limit <= 0:
             return []
-        jobs, _ = await self.storage.find_jobs(
-            JobFilter(queue=queue, states=["dlq"], order="updated_desc"), limit
-        )
+        jobs, _ = await self.storage.find_jobs(JobFilter(queue=queue, states=["dlq"], order="updated_desc"), limit)
         return jobs
 
     async def flow(self, flow_id: str) -> FlowInfo:
@@ -135,25 +133,15 @@ class AdminMixin(LeaseMixin):
                 )
             ]
         if job.state == "delayed" and job.delay_until is not None:
-            out.append(
-                Explanation(code="delayed_until", detail=f"delayed until {job.delay_until.isoformat()}")
-            )
+            out.append(Explanation(code="delayed_until", detail=f"delayed until {job.delay_until.isoformat()}"))
         if job.state == "blocked":
             parents = [p for p in await self.storage.get_jobs(job.depends_on) if p is not None]
             pending = [f"{p.id} ({p.state})" for p in parents if p.state != "completed"]
-            out.append(
-                Explanation(code="blocked_by", detail="waiting for " + ", ".join(pending or ["parents"]))
-            )
+            out.append(Explanation(code="blocked_by", detail="waiting for " + ", ".join(pending or ["parents"])))
         if config.paused:
-            out.append(
-                Explanation(code="queue_paused", detail=f"queue '{job.queue}' is paused (pushes rejected)")
-            )
+            out.append(Explanation(code="queue_paused", detail=f"queue '{job.queue}' is paused (pushes rejected)"))
         if config.consume_paused:
-            out.append(
-                Explanation(
-                    code="queue_consume_paused", detail=f"queue '{job.queue}' is paused for consumers"
-                )
-            )
+            out.append(Explanation(code="queue_consume_paused", detail=f"queue '{job.queue}' is paused for consumers"))
         if job.group_id is not None and config.group_concurrency is not None:
             active, _ = await self.storage.find_jobs(
                 JobFilter(queue=job.queue, group_id=job.group_id, states=["active"]), config.group_concurrency
@@ -162,8 +150,7 @@ class AdminMixin(LeaseMixin):
                 out.append(
                     Explanation(
                         code="group_saturated",
-                        detail=f"group '{job.group_id}' has {len(active)} active jobs "
-                        f"of {config.group_concurrency}",
+                        detail=f"group '{job.group_id}' has {len(active)} active jobs of {config.group_concurrency}",
                     )
                 )
         if job.expires_at is not None:
@@ -179,9 +166,7 @@ class AdminMixin(LeaseMixin):
             last = self._last_claim.get(job.queue)
             if last is None or self.clock.monotonic() - last > _NO_RECENT_CLAIMS_S:
                 out.append(
-                    Explanation(
-                        code="no_recent_claims", detail=f"no claims on queue '{job.queue}' in the last 60 s"
-                    )
+                    Explanation(code="no_recent_claims", detail=f"no claims on queue '{job.queue}' in the last 60 s")
                 )
         return out
 
@@ -211,9 +196,7 @@ class AdminMixin(LeaseMixin):
                         state = "blocked"
                 if job.unique_key is not None:
                     holders, _ = await self.storage.find_jobs(
-                        JobFilter(
-                            queue=job.queue, unique_key=job.unique_key, states=sorted(UNFINISHED_STATES)
-                        ),
+                        JobFilter(queue=job.queue, unique_key=job.unique_key, states=sorted(UNFINISHED_STATES)),
                         1,
                     )
                     if holders and holders[0].id != job.id:
@@ -241,9 +224,7 @@ class AdminMixin(LeaseMixin):
                     )
                 else:
                     job = outcome.job
-                    events.append(
-                        self._event("job.pushed", job.id, job.queue, now, state=job.state, name=job.name)
-                    )
+                    events.append(self._event("job.pushed", job.id, job.queue, now, state=job.state, name=job.name))
                     self._wake([job.queue])
         self._emit(events)
         return self._batch_result(results)
@@ -263,14 +244,10 @@ class AdminMixin(LeaseMixin):
         for outcome in outcomes:
             if outcome.outcome == OK and outcome.job is not None:
                 results.append((outcome.id, None))
-                events.append(
-                    self._event("job.promoted", outcome.id, outcome.job.queue, now, state="waiting")
-                )
+                events.append(self._event("job.promoted", outcome.id, outcome.job.queue, now, state="waiting"))
                 self._wake([outcome.job.queue])
             else:
-                results.append(
-                    (outcome.id, self._outcome_error(outcome.id, outcome.outcome, ("delayed",), False))
-                )
+                results.append((outcome.id, self._outcome_error(outcome.id, outcome.outcome, ("delayed",), False)))
         self._emit(events)
         return self._batch_result(results)
 
@@ -459,8 +436,7 @@ class AdminMixin(LeaseMixin):
 def _ordering_locked(queue: str, unfinished: int) -> InvalidState:
     error = InvalidState("waiting", ("empty",))
     error.message = (
-        f"Queue '{queue}' has {unfinished} unfinished job(s): ordering and priority_kind change only "
-        "while it has none"
+        f"Queue '{queue}' has {unfinished} unfinished job(s): ordering and priority_kind change only while it has none"
     )
     error.args = (error.message,)
     return error

@@ -139,9 +139,7 @@ class RustQueueBuilder:
         """Queue settings applied at start over stored values (SEMANTICS §1.4 keys)."""
         unknown = set(config) - _QUEUE_FIELDS
         if unknown:
-            raise ConfigError(
-                f"queue {name!r}: unknown settings {sorted(unknown)}; known: {sorted(_QUEUE_FIELDS)}"
-            )
+            raise ConfigError(f"queue {name!r}: unknown settings {sorted(unknown)}; known: {sorted(_QUEUE_FIELDS)}")
         self._queues.setdefault(name, {}).update(config)
         return self
 
@@ -155,9 +153,7 @@ class RustQueueBuilder:
     def job_defaults(self, **defaults: Any) -> RustQueueBuilder:
         unknown = set(defaults) - _DEFAULT_FIELDS
         if unknown:
-            raise ConfigError(
-                f"job_defaults: unknown keys {sorted(unknown)}; known: {sorted(_DEFAULT_FIELDS)}"
-            )
+            raise ConfigError(f"job_defaults: unknown keys {sorted(unknown)}; known: {sorted(_DEFAULT_FIELDS)}")
         self._job_defaults.update(defaults)
         return self
 

@@ -341,9 +341,7 @@ def print_plugin_table(rows: Sequence[PluginInfo]) -> None:
     except ImportError:
         widths = [max(len(str(r[i])) for r in (header, *table)) for i in range(len(header))]
         for line in (header, *table):
-            print(
-                "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-            )
+            print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
         return
     rich_table = Table(title="rustqueue plugins")
     for column in header:

@@ -74,18 +74,14 @@ def register(subparsers: Any) -> None:
 
 def _add_connection_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
-    group.add_argument(
-        "--host", default=None, help=f"server host (env RUSTQUEUE_HOST; default {DEFAULT_HOST})"
-    )
+    group.add_argument("--host", default=None, help=f"server host (env RUSTQUEUE_HOST; default {DEFAULT_HOST})")
     group.add_argument(
         "--http-port",
         type=int,
         default=None,
         help=f"server HTTP port (env RUSTQUEUE_HTTP_PORT; default {DEFAULT_HTTP_PORT})",
     )
-    group.add_argument(
-        "--token", default=None, help="bearer token (env RUSTQUEUE_TOKEN; else auth.tokens[0])"
-    )
+    group.add_argument("--token", default=None, help="bearer token (env RUSTQUEUE_TOKEN; else auth.tokens[0])")
     group.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="PATH", help="config file")
 
 

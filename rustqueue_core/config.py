@@ -107,9 +107,7 @@ class OptionRegistry:
         for other in self._options.values():
             if flag is not None and other.flag == flag:
                 raise ConfigError(f"flag {flag} is declared by both {other.key!r} and {key!r}")
-        option = Option(
-            key, flag, env, type, default, help, tuple(choices) if choices else None, metavar, self.owner
-        )
+        option = Option(key, flag, env, type, default, help, tuple(choices) if choices else None, metavar, self.owner)
         self._options[key] = option
         return option
 

@@ -177,8 +177,7 @@ class RustQueue(HousekeepingMixin):
                 HealthCheck(
                     component="memory",
                     state="degraded",
-                    detail=f"memory {self._memory.level}: "
-                    f"{self._memory.last_bytes} bytes of {self._memory.limit}",
+                    detail=f"memory {self._memory.level}: {self._memory.last_bytes} bytes of {self._memory.limit}",
                 )
             )
         if self.state == "starting":

@@ -50,12 +50,9 @@ class FlowMixin(PushMixin):
             return spawn
         specs = metadata["follow_ups"]
         if not isinstance(specs, list) or not all(
-            isinstance(s, dict) and isinstance(s.get("queue"), str) and isinstance(s.get("name"), str)
-            for s in specs
+            isinstance(s, dict) and isinstance(s.get("queue"), str) and isinstance(s.get("name"), str) for s in specs
         ):
-            spawn.notes.append(
-                "follow_ups ignored: expected a list of {queue, name, data?, options?, flow_id?}"
-            )
+            spawn.notes.append("follow_ups ignored: expected a list of {queue, name, data?, options?, flow_id?}")
             return spawn
         inherited = {k: v for k, v in metadata.items() if k != "follow_ups"} or None
         for i, spec in enumerate(specs):
@@ -162,9 +159,7 @@ class FlowMixin(PushMixin):
                     Change(
                         id=child.id,
                         expected=_BLOCKED,
-                        updates={"state": "delayed"}
-                        if delayed
-                        else {"state": "waiting", "delay_until": None},
+                        updates={"state": "delayed"} if delayed else {"state": "waiting", "delay_until": None},
                     )
                 )
         events: list[JobEvent] = []
@@ -213,9 +208,7 @@ class FlowMixin(PushMixin):
             else:
                 cancelled.append(job)
                 events.append(
-                    self._event(
-                        "job.cancelled", job.id, job.queue, now, state="cancelled", reason=job.last_error
-                    )
+                    self._event("job.cancelled", job.id, job.queue, now, state="cancelled", reason=job.last_error)
                 )
         if dead:
             events.extend(await self._cascade([j.id for j in dead], "dlq", now))

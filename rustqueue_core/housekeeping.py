@@ -31,10 +31,12 @@ class HousekeepingMixin(ScheduleMixin):
     _last_retention: datetime | None = None
     _housekeeping_errors: int = 0
     _last_tick_seconds: float = 0.0
+
     @property
     def last_tick_seconds(self) -> float:
         """Duration of the last housekeeping pass."""
         return self._last_tick_seconds
+
     _housekeeping_task: asyncio.Task[None] | None = None
     _housekeeping_stop: asyncio.Event | None = None
 
@@ -95,9 +97,7 @@ class HousekeepingMixin(ScheduleMixin):
             if not expired:
                 return
             changes = [
-                Change(
-                    id=j.id, expected=frozenset({j.state}), updates={"state": "dlq", "last_error": EXPIRED}
-                )
+                Change(id=j.id, expected=frozenset({j.state}), updates={"state": "dlq", "last_error": EXPIRED})
                 for j in expired
                 if j.state in _EXPIRABLE_SET
             ]
@@ -107,9 +107,7 @@ class HousekeepingMixin(ScheduleMixin):
             for job in dead:
                 self._counters.of(job.queue).dead += 1
                 events.append(
-                    self._event(
-                        "job.dlq", job.id, job.queue, now, state="dlq", attempt=job.attempt, reason=EXPIRED
-                    )
+                    self._event("job.dlq", job.id, job.queue, now, state="dlq", attempt=job.attempt, reason=EXPIRED)
                 )
             if dead:
                 events.extend(await self._cascade([j.id for j in dead], "dlq", now))

@@ -88,9 +88,7 @@ class LeaseMixin(DeliveryMixin):
                 results.append(
                     (
                         job_id,
-                        self._outcome_error(
-                            job_id, outcome.outcome, ACTIVE_T, t is not None or c is not None
-                        ),
+                        self._outcome_error(job_id, outcome.outcome, ACTIVE_T, t is not None or c is not None),
                     )
                 )
         self._wake(woken)
@@ -119,9 +117,7 @@ class LeaseMixin(DeliveryMixin):
                     (
                         job_id,
                         None,
-                        self._outcome_error(
-                            job_id, f"state:{job.state}", ACTIVE_T, t is not None or c is not None
-                        ),
+                        self._outcome_error(job_id, f"state:{job.state}", ACTIVE_T, t is not None or c is not None),
                     )
                 )
                 continue
@@ -171,9 +167,7 @@ class LeaseMixin(DeliveryMixin):
         token: str | None = None,
         consumer_id: str | None = None,
     ) -> Job:
-        if lease_ms is not None and (
-            isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms <= 0
-        ):
+        if lease_ms is not None and (isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms <= 0):
             raise ValidationError("lease_ms must be a positive integer")
         self._gate_mutation()
         _, job, error = (await self._extend([(job_id, token, consumer_id)], lease_ms, self.clock.now()))[0]
@@ -203,15 +197,11 @@ class LeaseMixin(DeliveryMixin):
         extra: dict[str, Any] = {"progress": min(value, 100)}
         if message is not None:
             extra["logs"] = with_logs(job, now, [message])
-        _, updated, error = (await self._extend([(job_id, token, consumer_id)], None, now, {job_id: extra}))[
-            0
-        ]
+        _, updated, error = (await self._extend([(job_id, token, consumer_id)], None, now, {job_id: extra}))[0]
         if error is not None:
             raise error
         assert updated is not None
-        self._emit(
-            [self._event("job.progress", job_id, updated.queue, now, state="active", attempt=updated.attempt)]
-        )
+        self._emit([self._event("job.progress", job_id, updated.queue, now, state="active", attempt=updated.attempt)])
 
     # ------------------------------------------------------------------ cancel
     async def cancel(self, job_id: str) -> None:
@@ -224,11 +214,7 @@ class LeaseMixin(DeliveryMixin):
         now = self.clock.now()
         outcome = (
             await self.storage.transition(
-                [
-                    Change(
-                        id=job_id, expected=_CANCELLABLE, updates={"state": "cancelled", "delay_until": None}
-                    )
-                ],
+                [Change(id=job_id, expected=_CANCELLABLE, updates={"state": "cancelled", "delay_until": None})],
                 now,
             )
         )[0]

@@ -14,9 +14,7 @@ import msgspec
 if TYPE_CHECKING:
     from rustqueue_core.storage import Storage
 
-JobStateName = Literal[
-    "created", "waiting", "delayed", "active", "completed", "failed", "dlq", "cancelled", "blocked"
-]
+JobStateName = Literal["created", "waiting", "delayed", "active", "completed", "failed", "dlq", "cancelled", "blocked"]
 BackoffName = Literal["fixed", "linear", "exponential"]
 OrderingName = Literal["max_first", "min_first", "fifo", "lifo"]
 PriorityKind = Literal["numeric", "text"]

@@ -111,9 +111,7 @@ def installed_plugins(*, refresh: bool = False) -> Mapping[str, tuple[InstalledP
             dist_name = dist.metadata["Name"] if dist is not None else "unknown"
             version = dist.version if dist is not None else "unknown"
             key = re.sub(r"[-_.]+", "-", dist_name).lower()
-            found.setdefault(ep.name, {}).setdefault(
-                key, InstalledPlugin(ep.name, ep.value, dist_name, version, ep)
-            )
+            found.setdefault(ep.name, {}).setdefault(key, InstalledPlugin(ep.name, ep.value, dist_name, version, ep))
         _installed = {name: tuple(by_dist.values()) for name, by_dist in sorted(found.items())}
     return _installed
 
@@ -161,9 +159,7 @@ class PluginSelection:
         table = dict(table or {})
         unknown = set(table) - {"only", "disable", "autoload"}
         if unknown:
-            raise ConfigError(
-                f"{config_label} [plugins]: unknown keys {sorted(unknown)} (use only, disable, autoload)"
-            )
+            raise ConfigError(f"{config_label} [plugins]: unknown keys {sorted(unknown)} (use only, disable, autoload)")
         for key in ("only", "disable"):
             value = table.get(key)
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):

@@ -71,8 +71,7 @@ class PluginLoadError(PluginError):
         self.label = label
         what = f"plugin {name!r}" + (f" ({label})" if label else "")
         super().__init__(
-            f"{what} failed to {during}: {type(exc).__name__}: {exc}. "
-            f"Start without it with --no-plugin={name}"
+            f"{what} failed to {during}: {type(exc).__name__}: {exc}. Start without it with --no-plugin={name}"
         )
 
 
@@ -98,9 +97,7 @@ def _flatten(owner: str, hook: str, value: Any, kind: type[T]) -> list[T]:
     items = list(value) if isinstance(value, list | tuple) else [value]
     for item in items:
         if not isinstance(item, kind):
-            raise PluginError(
-                f"plugin {owner!r} returned {type(item).__name__} from {hook}, expected {kind.__name__}"
-            )
+            raise PluginError(f"plugin {owner!r} returned {type(item).__name__} from {hook}, expected {kind.__name__}")
     return items
 
 
@@ -177,9 +174,7 @@ class PluginHost:
         candidates = installed.get(name, ())
         if len(candidates) > 1:
             offered = " and ".join(c.label for c in candidates)
-            raise PluginError(
-                f"plugin name {name!r} is offered by two distributions: {offered}; uninstall one"
-            )
+            raise PluginError(f"plugin name {name!r} is offered by two distributions: {offered}; uninstall one")
         if candidates:
             record = candidates[0]
             try:
@@ -319,9 +314,7 @@ class PluginHost:
     def _trace_before(self, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, object]) -> None:
         logger.debug("hook %s -> %s", hook_name, [i.plugin_name for i in impls])
 
-    def _trace_after(
-        self, outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, object]
-    ) -> None:
+    def _trace_after(self, outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, object]) -> None:
         exc = outcome.exception
         logger.debug("hook %s done%s", hook_name, f" raised {exc!r}" if exc else "")
 
@@ -482,9 +475,7 @@ class PluginHost:
                     checks.extend(_flatten(impl.plugin_name, "rustqueue_health", value, HealthCheck))
             except Exception as exc:
                 checks.append(
-                    HealthCheck(
-                        component=impl.plugin_name, state="down", detail=f"{type(exc).__name__}: {exc}"
-                    )
+                    HealthCheck(component=impl.plugin_name, state="down", detail=f"{type(exc).__name__}: {exc}")
                 )
         return checks
 

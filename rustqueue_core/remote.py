@@ -258,9 +258,7 @@ class RemoteRustQueue:
         retry_delay_ms: int | None = None,
         dead: bool = False,
     ) -> FailResult:
-        answer = await self._api.fail(
-            job_id, error, lease_token=token, retry_delay_ms=retry_delay_ms, dead=dead
-        )
+        answer = await self._api.fail(job_id, error, lease_token=token, retry_delay_ms=retry_delay_ms, dead=dead)
         return _fail_result(answer)
 
     async def nack(
@@ -309,9 +307,7 @@ class RemoteRustQueue:
                 await call(target["id"], lease_token=target.get("lease_token"))
                 results.append(ItemResult(id=target["id"], ok=True))
             except RustQueueError as exc:
-                results.append(
-                    ItemResult(id=target["id"], ok=False, error_code=exc.code, error_message=exc.message)
-                )
+                results.append(ItemResult(id=target["id"], ok=False, error_code=exc.code, error_message=exc.message))
         failed = sum(1 for r in results if not r.ok)
         return BatchResult(ok=len(results) - failed, failed=failed, results=results)
 
@@ -363,9 +359,7 @@ class RemoteRustQueue:
     async def flow(self, flow_id: str) -> FlowInfo:
         answer = await self._api.get_flow(flow_id)
         jobs = [_to_job(j) for j in answer.get("jobs", [])]
-        return FlowInfo(
-            flow_id=answer.get("flow_id", flow_id), jobs=jobs, summary=dict(answer.get("summary", {}))
-        )
+        return FlowInfo(flow_id=answer.get("flow_id", flow_id), jobs=jobs, summary=dict(answer.get("summary", {})))
 
     async def queues(self) -> list[QueueInfo]:
         return [QueueInfo(name=q["name"], counts=_counts(q["counts"])) for q in await self._api.list_queues()]
@@ -376,12 +370,9 @@ class RemoteRustQueue:
     async def stats(self, queue: str | None = None) -> list[QueueStats]:
         infos = await self.queues()
         if queue is not None:
-            infos = [q for q in infos if q.name == queue] or [
-                QueueInfo(name=queue, counts=await self.counts(queue))
-            ]
+            infos = [q for q in infos if q.name == queue] or [QueueInfo(name=queue, counts=await self.counts(queue))]
         return [
-            QueueStats(name=q.name, counts=q.counts, pending=q.counts.waiting, locked=q.counts.active)
-            for q in infos
+            QueueStats(name=q.name, counts=q.counts, pending=q.counts.waiting, locked=q.counts.active) for q in infos
         ]
 
     async def pause_queue(self, name: str, *, consume: bool = False) -> None:

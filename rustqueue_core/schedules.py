@@ -49,8 +49,7 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 def _check_schedule_name(name: object) -> str:
     if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
         raise ValidationError(
-            "Schedule name must be non-empty and contain only alphanumeric characters, dashes, underscores, "
-            "or dots"
+            "Schedule name must be non-empty and contain only alphanumeric characters, dashes, underscores, or dots"
         )
     if len(name) > 256:
         raise ValidationError("Schedule name exceeds maximum length of 256 bytes")

@@ -119,9 +119,7 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
                         label=host.distribution_label(name),
                     ) from exc
                 ready.append(f"{spec.name} on {_address(entered, spec, config)}")
-                logger.debug(
-                    "transport %s started in %.0f ms", spec.name, (time.perf_counter() - started) * 1000
-                )
+                logger.debug("transport %s started in %.0f ms", spec.name, (time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             await engine.start(lifespans=True)
             logger.debug("engine started in %.0f ms", _elapsed_ms(started))

@@ -181,9 +181,7 @@ class Storage(Protocol):
         Returns ``(id, queue)`` of promoted jobs."""
         ...
 
-    async def find_jobs(
-        self, filter: JobFilter, limit: int, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    async def find_jobs(self, filter: JobFilter, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
         """Jobs matching ``filter`` in ``filter.order``; returns the page and the next cursor (or None)."""
         ...
 

@@ -54,9 +54,7 @@ class SyncRustQueue:
         self._closed = False
         self._loop = asyncio.new_event_loop()
         # The thread gets the loop only, never ``self``, so a forgotten facade can be collected.
-        self._thread = threading.Thread(
-            target=_run_loop, args=(self._loop,), name="rustqueue-sync-loop", daemon=True
-        )
+        self._thread = threading.Thread(target=_run_loop, args=(self._loop,), name="rustqueue-sync-loop", daemon=True)
         self._thread.start()
         try:
             self._engine: RustQueue = self._submit(_open_engine(engine))
@@ -66,9 +64,7 @@ class SyncRustQueue:
         # Closes the engine at interpreter exit (or collection) if the owner never called close(),
         # so a durable store is still flushed. close() runs it explicitly.
         self._close_grace = [30.0]
-        self._finalizer = weakref.finalize(
-            self, _shutdown, self._loop, self._thread, self._engine, self._close_grace
-        )
+        self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._thread, self._engine, self._close_grace)
         self._finalizer.atexit = False
         _close_before_interpreter_shutdown(self._finalizer)
 
@@ -256,9 +252,7 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
 
 
-def _shutdown(
-    loop: asyncio.AbstractEventLoop, thread: threading.Thread, engine: Any, grace: list[float]
-) -> None:
+def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, engine: Any, grace: list[float]) -> None:
     """Close ``engine`` on ``loop``, then stop the loop and its thread. Holds no facade reference."""
     if loop.is_running():
         try:

@@ -217,9 +217,7 @@ class WorkerRuntime:
                 break
             except Exception as exc:
                 backoff = min(MAX_CLAIM_BACKOFF, max(0.1, backoff * 2))
-                logger.warning(
-                    "claim on %r failed (%s); retrying in %.1f s", self.queue, format_error(exc), backoff
-                )
+                logger.warning("claim on %r failed (%s); retrying in %.1f s", self.queue, format_error(exc), backoff)
                 await self._sleep_unless_stopped(backoff)
                 continue
             backoff = 0.0

@@ -81,11 +81,7 @@ def main() -> int:
     wheels = sorted(dist.glob("*.whl"))
     root = [w for w in wheels if w.name.startswith("rustqueue-0")]
     assert root, f"no root wheel in {dist}"
-    top = {
-        name.split("/")[0]
-        for name in zipfile.ZipFile(root[0]).namelist()
-        if not name.startswith("rustqueue-")
-    }
+    top = {name.split("/")[0] for name in zipfile.ZipFile(root[0]).namelist() if not name.startswith("rustqueue-")}
     assert top == {"rustqueue_core"}, f"root wheel holds more than rustqueue_core: {top}"
     with tempfile.TemporaryDirectory(prefix="rq-pkg-") as tmp:
         venv = Path(tmp) / "venv"

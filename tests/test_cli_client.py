@@ -34,9 +34,7 @@ def auth_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def auth_port(tmp_path_factory: pytest.TempPathFactory, auth_config: Path) -> Iterator[int]:
-    yield from _serve(
-        tmp_path_factory.mktemp("auth"), "--plugins=tcp,http,auth", "--config", str(auth_config)
-    )
+    yield from _serve(tmp_path_factory.mktemp("auth"), "--plugins=tcp,http,auth", "--config", str(auth_config))
 
 
 @pytest.fixture(autouse=True)
@@ -85,9 +83,7 @@ def test_json_output_and_environment(
 
 
 def test_errors_print_the_error_json(http_port: int, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(
-        capsys, "inspect", "00000000-0000-7000-8000-000000000000", "--http-port", str(http_port)
-    )
+    code, out, err = run(capsys, "inspect", "00000000-0000-7000-8000-000000000000", "--http-port", str(http_port))
     assert code == 1 and out == ""
     assert err.startswith("Error: ")
     body = json.loads(err.removeprefix("Error: "))
@@ -120,18 +116,12 @@ def test_schedules(http_port: int, capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, out) == (0, "Schedule created: nightly\n")
     code, out, _ = run(capsys, "schedules", "--http-port", port, "list")
     assert code == 0 and "nightly" in out and "reports" in out
-    assert (
-        run(capsys, "schedules", "--http-port", port, "pause", "nightly")[1] == "Schedule paused: nightly\n"
-    )
+    assert run(capsys, "schedules", "--http-port", port, "pause", "nightly")[1] == "Schedule paused: nightly\n"
     code, out, _ = run(capsys, "schedules", "--http-port", port, "list", "--json")
     (schedule,) = json.loads(out)
     assert (schedule["paused"], schedule["job_data"]) == (True, {"k": 1})
-    assert (
-        run(capsys, "schedules", "--http-port", port, "resume", "nightly")[1] == "Schedule resumed: nightly\n"
-    )
-    assert (
-        run(capsys, "schedules", "--http-port", port, "delete", "nightly")[1] == "Schedule deleted: nightly\n"
-    )
+    assert run(capsys, "schedules", "--http-port", port, "resume", "nightly")[1] == "Schedule resumed: nightly\n"
+    assert run(capsys, "schedules", "--http-port", port, "delete", "nightly")[1] == "Schedule deleted: nightly\n"
     code, _, err = run(capsys, "schedules", "--http-port", port, "pause", "nightly")
     assert code == 1 and json.loads(err.removeprefix("Error: "))["error"]["code"] == "SCHEDULE_NOT_FOUND"
     code, _, err = run(

@@ -95,9 +95,7 @@ def test_unreachable_server_raises_a_connection_error() -> None:
 
 async def test_async_client_runs_requests_concurrently(live_server: tuple[int, int]) -> None:
     async with AsyncRustQueueClient(f"http://127.0.0.1:{live_server[0]}") as client:
-        ids = await asyncio.wait_for(
-            asyncio.gather(*[client.push("ha", "j", {"i": i}) for i in range(40)]), 30
-        )
+        ids = await asyncio.wait_for(asyncio.gather(*[client.push("ha", "j", {"i": i}) for i in range(40)]), 30)
         assert len(set(ids)) == 40
         jobs = await client.pull("ha", 40)
         result = await client.ack_batch([j["id"] for j in jobs])

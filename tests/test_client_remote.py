@@ -23,9 +23,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
 
 
 @pytest_asyncio.fixture(params=["tcp", "http"])
-async def remote(
-    request: pytest.FixtureRequest, live_server: tuple[int, int]
-) -> AsyncIterator[RemoteRustQueue]:
+async def remote(request: pytest.FixtureRequest, live_server: tuple[int, int]) -> AsyncIterator[RemoteRustQueue]:
     http_port, tcp_port = live_server
     url = f"tcp://127.0.0.1:{tcp_port}" if request.param == "tcp" else f"http://127.0.0.1:{http_port}"
     async with open_remote(url) as rq:
@@ -34,9 +32,7 @@ async def remote(
 
 async def test_run_worker_processes_jobs(remote: RemoteRustQueue) -> None:
     queue = f"work-{remote.scheme}"
-    ids = await remote.push_batch(
-        queue, [NewJob(queue=queue, name="double", data={"n": n}) for n in range(20)]
-    )
+    ids = await remote.push_batch(queue, [NewJob(queue=queue, name="double", data={"n": n}) for n in range(20)])
     done = asyncio.Event()
     seen: list[str] = []
 
@@ -46,9 +42,7 @@ async def test_run_worker_processes_jobs(remote: RemoteRustQueue) -> None:
             done.set()
         return int(job.data["n"]) * 2
 
-    worker = asyncio.create_task(
-        remote.run_worker(queue, handler, concurrency=4, shutdown=done, poll_interval=0.2)
-    )
+    worker = asyncio.create_task(remote.run_worker(queue, handler, concurrency=4, shutdown=done, poll_interval=0.2))
     stats = await asyncio.wait_for(worker, 30)
     assert stats.succeeded == 20
     jobs = await remote.get_jobs(ids)

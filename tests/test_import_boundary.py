@@ -60,6 +60,4 @@ def test_core_module_imports_nothing_heavy(path: Path) -> None:
         if module.split(".")[0] in FORBIDDEN
         or (module.split(".")[0] in ("pytest", "pytest_asyncio") and PYTEST_ALLOWED not in path.parents)
     ]
-    assert not bad, "the core must not import these (plugins import them inside hook bodies):\n" + "\n".join(
-        bad
-    )
+    assert not bad, "the core must not import these (plugins import them inside hook bodies):\n" + "\n".join(bad)

@@ -247,18 +247,14 @@ def test_resolve_storage_loads_builtin_entry_point_on_demand() -> None:
 
 def test_resolve_storage_matches_driver_suffixed_schemes() -> None:
     host = PluginHost()
-    host.register(
-        types.SimpleNamespace(rustqueue_storage_backends=hookimpl(lambda: _spec("pg", "postgresql"))), "pg"
-    )
+    host.register(types.SimpleNamespace(rustqueue_storage_backends=hookimpl(lambda: _spec("pg", "postgresql"))), "pg")
     assert host.resolve_storage("postgresql+asyncpg://u@h/db").name == "pg"
 
 
 def test_resolve_storage_scheme_claimed_twice() -> None:
     host = PluginHost()
     for name in ("a", "b"):
-        host.register(
-            types.SimpleNamespace(rustqueue_storage_backends=hookimpl(lambda: _spec("x", "xs"))), name
-        )
+        host.register(types.SimpleNamespace(rustqueue_storage_backends=hookimpl(lambda: _spec("x", "xs"))), name)
     with pytest.raises(PluginError, match="claimed by several plugins: a, b"):
         host.resolve_storage("xs://")
 
@@ -271,8 +267,7 @@ def test_missing_first_party_storage_gives_the_install_line(monkeypatch: pytest.
     with pytest.raises(PluginError) as info:
         host.resolve_storage("postgresql://user@localhost:5432/db")
     assert str(info.value) == (
-        "no storage plugin handles 'postgresql://'.\n"
-        "       Install it with: pip install 'rustqueue[postgres]'"
+        "no storage plugin handles 'postgresql://'.\n       Install it with: pip install 'rustqueue[postgres]'"
     )
     rows = {row.name: row for row in host.describe(available=True)}
     assert rows["postgres"].status == "not installed"

@@ -45,9 +45,7 @@ def run_cli(
     )
 
 
-def plugin_rows(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, site: Path | None = None
-) -> dict[str, Any]:
+def plugin_rows(*args: str, cwd: Path, env: dict[str, str] | None = None, site: Path | None = None) -> dict[str, Any]:
     result = run_cli("plugins", "--json", *args, cwd=cwd, env=env, site=site)
     assert result.returncode == 0, result.stderr
     return {row["name"]: row for row in json.loads(result.stdout)}
@@ -304,9 +302,7 @@ def test_unclaimed_scheme_lists_available_ones(workdir: Path) -> None:
 
 
 def test_blocked_storage_plugin_is_named(workdir: Path) -> None:
-    result = run_cli(
-        "serve", "-p", "no:postgres", "--plugins=", "--storage", "postgresql://u@h/db", cwd=workdir
-    )
+    result = run_cli("serve", "-p", "no:postgres", "--plugins=", "--storage", "postgresql://u@h/db", cwd=workdir)
     assert result.returncode == 1
     assert "storage plugin 'postgres'" in result.stderr and "blocked (-p no:postgres)" in result.stderr
 
@@ -331,9 +327,7 @@ def rustqueue_add_commands(commands):
 
 
 def test_plugin_options_and_commands(workdir: Path, site: Path) -> None:
-    add_distribution(
-        site, "rustqueue-greeter", "1.2", {"greeter": "greeter_plugin"}, {"greeter_plugin": GREETER}
-    )
+    add_distribution(site, "rustqueue-greeter", "1.2", {"greeter": "greeter_plugin"}, {"greeter_plugin": GREETER})
     help_text = run_cli("serve", "--help", "--plugins=greeter", cwd=workdir, site=site).stdout
     assert "--greeting" in help_text and "GREETER_GREETING" in help_text and "greeter.greeting" in help_text
 
@@ -343,9 +337,7 @@ def test_plugin_options_and_commands(workdir: Path, site: Path) -> None:
     result = run_cli("greet", "bo", "--plugins=greeter", "--storage", "memory://", cwd=workdir, site=site)
     assert result.stdout.strip() == "greeting=from the file name=bo", result.stderr
     env = {"GREETER_GREETING": "from env"}
-    result = run_cli(
-        "greet", "cy", "--plugins=greeter", "--storage", "memory://", cwd=workdir, site=site, env=env
-    )
+    result = run_cli("greet", "cy", "--plugins=greeter", "--storage", "memory://", cwd=workdir, site=site, env=env)
     assert result.stdout.strip() == "greeting=from env name=cy", result.stderr
 
 
@@ -456,9 +448,7 @@ def test_serve_default_storage_is_sqlite_under_data(workdir: Path) -> None:
 
 
 def test_serve_enters_and_exits_in_reverse(workdir: Path, site: Path) -> None:
-    add_distribution(
-        site, "rustqueue-fake", "0.9", {"fake": "fake_plugin"}, {"fake_plugin": LIFESPAN_AND_TRANSPORT}
-    )
+    add_distribution(site, "rustqueue-fake", "0.9", {"fake": "fake_plugin"}, {"fake_plugin": LIFESPAN_AND_TRANSPORT})
     log = workdir / "lifecycle.log"
     env = {"LIFECYCLE_LOG": str(log), "RUSTQUEUE_HTTP_PORT": "7123"}
     proc = start_serve(
@@ -480,9 +470,7 @@ def test_serve_enters_and_exits_in_reverse(workdir: Path, site: Path) -> None:
 
 
 def test_serve_flag_beats_environment_for_ports(workdir: Path, site: Path) -> None:
-    add_distribution(
-        site, "rustqueue-fake", "0.9", {"fake": "fake_plugin"}, {"fake_plugin": LIFESPAN_AND_TRANSPORT}
-    )
+    add_distribution(site, "rustqueue-fake", "0.9", {"fake": "fake_plugin"}, {"fake_plugin": LIFESPAN_AND_TRANSPORT})
     env = {"LIFECYCLE_LOG": str(workdir / "log"), "RUSTQUEUE_HTTP_PORT": "7123"}
     proc = start_serve(
         "--plugins=fake", "--storage", "memory://", "--http-port", "7555", cwd=workdir, site=site, env=env
@@ -495,9 +483,7 @@ def test_serve_flag_beats_environment_for_ports(workdir: Path, site: Path) -> No
 
 
 def test_failing_lifespan_stops_serve_with_one_message(workdir: Path, site: Path) -> None:
-    add_distribution(
-        site, "rustqueue-outbox", "3.1", {"outbox": "outbox_plugin"}, {"outbox_plugin": FAILING_LIFESPAN}
-    )
+    add_distribution(site, "rustqueue-outbox", "3.1", {"outbox": "outbox_plugin"}, {"outbox_plugin": FAILING_LIFESPAN})
     result = run_cli("serve", "--plugins=outbox", "--storage", "memory://", cwd=workdir, site=site)
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]

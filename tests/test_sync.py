@@ -163,9 +163,7 @@ def test_an_unclosed_facade_is_closed_cleanly_at_interpreter_exit(tmp_path: Path
 
     db = tmp_path / "exit.db"
     script = (
-        "from rustqueue_core import RustQueue\n"
-        f"rq = RustQueue.sqlite({str(db)!r}).build_sync()\n"
-        "rq.push('q', 'n')\n"
+        f"from rustqueue_core import RustQueue\nrq = RustQueue.sqlite({str(db)!r}).build_sync()\nrq.push('q', 'n')\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (0, "")

@@ -208,9 +208,7 @@ async def test_lost_lease_cancels_the_handler_and_discards_its_outcome(engine_fa
         return "late"
 
     stop = asyncio.Event()
-    worker = asyncio.create_task(
-        run_worker(rq, "q", handler, lease_ms=600, shutdown=stop, poll_interval=0.05)
-    )
+    worker = asyncio.create_task(run_worker(rq, "q", handler, lease_ms=600, shutdown=stop, poll_interval=0.05))
     await asyncio.wait_for(started.wait(), 5)
     # Another delivery takes the job over (as lease recovery would): the worker's token is now dead.
     await rq.release(job_id)
@@ -390,9 +388,7 @@ async def test_shutdown_waits_for_the_grace_period_then_releases(engine_factory:
 
     stop = asyncio.Event()
     worker = asyncio.create_task(
-        run_worker(
-            rq, "q", handler, concurrency=2, prefetch=1, shutdown=stop, grace_period=0.6, poll_interval=0.05
-        )
+        run_worker(rq, "q", handler, concurrency=2, prefetch=1, shutdown=stop, grace_period=0.6, poll_interval=0.05)
     )
     await wait_until(lambda: _both_started(started))
     stop.set()
@@ -487,8 +483,7 @@ async def test_drain_workers_lets_short_jobs_finish_and_releases_long_ones(engin
         return job.name
 
     workers = [
-        asyncio.create_task(run_worker(rq, queue, handler, poll_interval=0.05, grace_period=30))
-        for queue in ("a", "b")
+        asyncio.create_task(run_worker(rq, queue, handler, poll_interval=0.05, grace_period=30)) for queue in ("a", "b")
     ]
     await wait_until(lambda: _started(started, {"short", "long"}))
     await asyncio.wait_for(drain_workers(rq, grace=0.5), 5)  # shortens both workers' grace periods
@@ -547,9 +542,7 @@ async def test_cancelling_during_the_grace_period_releases_at_once(engine_factor
         await asyncio.sleep(30)
 
     stop = asyncio.Event()
-    worker = asyncio.create_task(
-        run_worker(rq, "q", handler, shutdown=stop, grace_period=30, poll_interval=0.05)
-    )
+    worker = asyncio.create_task(run_worker(rq, "q", handler, shutdown=stop, grace_period=30, poll_interval=0.05))
     await asyncio.wait_for(started.wait(), 5)
     stop.set()
     await asyncio.sleep(0.2)  # now inside the 30 s grace period

@@ -232,9 +232,7 @@ def test_unroutable_job_raises_with_the_exact_reason() -> None:
     registry = WorkerRegistry().register_engine("a", lambda: Echo("a"))
     with pytest.raises(UnroutableJob) as info:
         registry.resolve(_job(queue="loose"))
-    assert info.value.fail_reason == (
-        "No worker route matched queue 'loose' (metadata.engine or queue route required)"
-    )
+    assert info.value.fail_reason == ("No worker route matched queue 'loose' (metadata.engine or queue route required)")
     with pytest.raises(UnroutableJob, match="No worker factory registered for engine 'ghost'"):
         registry.resolve(_job(metadata={"engine": "ghost"}))
 
@@ -325,9 +323,7 @@ async def test_run_worker_with_a_registry_routes_and_fails_unroutable_jobs(engin
     assert (await rq.get_job(routed)).result == {"engine": "a", "job": routed}
     stray_job = await rq.get_job(stray)
     assert stray_job.state == "dlq"
-    assert stray_job.last_error == (
-        "No worker route matched queue 'q' (metadata.engine or queue route required)"
-    )
+    assert stray_job.last_error == ("No worker route matched queue 'q' (metadata.engine or queue route required)")
 
 
 async def test_run_worker_refuses_a_registry_that_can_never_route_the_queue(rq: Any) -> None:

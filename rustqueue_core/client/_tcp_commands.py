@@ -107,9 +107,7 @@ def _fail_answer(answer: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def nack(
-    job_id: str, requeue: bool, reason: str | None, lease_token: str | None, consumer_id: str | None
-) -> Call:
+def nack(job_id: str, requeue: bool, reason: str | None, lease_token: str | None, consumer_id: str | None) -> Call:
     command = drop_none(
         {
             "cmd": "nack",
@@ -125,9 +123,7 @@ def nack(
 
 def release(target: str | Sequence[Any], lease_token: str | None, consumer_id: str | None) -> Call:
     if isinstance(target, str):
-        command = drop_none(
-            {"cmd": "release", "id": target, "lease_token": lease_token, "consumer_id": consumer_id}
-        )
+        command = drop_none({"cmd": "release", "id": target, "lease_token": lease_token, "consumer_id": consumer_id})
         return Call(command, _none)
     ids = [lease_item(item)["id"] for item in target]
     return Call(drop_none({"cmd": "release", "ids": ids, "consumer_id": consumer_id}), _whole)

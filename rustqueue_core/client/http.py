@@ -48,9 +48,7 @@ def _enc(segment: str) -> str:
 class RustQueueClient:
     """Synchronous HTTP client. Thread-safe: each thread uses its own keep-alive connection."""
 
-    def __init__(
-        self, base_url: str = "http://localhost:6790", token: str | None = None, timeout: float = 30
-    ):
+    def __init__(self, base_url: str = "http://localhost:6790", token: str | None = None, timeout: float = 30):
         parsed = urllib.parse.urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         if parsed.scheme not in ("http", "https"):
             raise ValueError(f"unsupported URL scheme {parsed.scheme!r} (expected http or https)")
@@ -90,9 +88,7 @@ class RustQueueClient:
                     self._connections.remove(conn)
         self._local.conn = None
 
-    def request(
-        self, method: str, path: str, body: Any = _NO_BODY, query: Mapping[str, Any] | None = None
-    ) -> Any:
+    def request(self, method: str, path: str, body: Any = _NO_BODY, query: Mapping[str, Any] | None = None) -> Any:
         """Send one request; return the decoded JSON answer or raise the typed error it carries."""
         target = self._prefix + path
         if query:
@@ -175,9 +171,7 @@ class RustQueueClient:
         retry_delay_ms: int | None = None,
         dead: bool = False,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = drop_none(
-            {"error": error, "lease_token": lease_token, "retry_delay_ms": retry_delay_ms}
-        )
+        body: dict[str, Any] = drop_none({"error": error, "lease_token": lease_token, "retry_delay_ms": retry_delay_ms})
         if dead:
             body["dead"] = True
         answer = self.request("POST", f"/api/v1/jobs/{_enc(job_id)}/fail", body)
@@ -206,9 +200,7 @@ class RustQueueClient:
         self.request("POST", f"/api/v1/jobs/{_enc(job_id)}/progress", body)
 
     def heartbeat(self, job_id: str, *, lease_token: str | None = None) -> None:
-        self.request(
-            "POST", f"/api/v1/jobs/{_enc(job_id)}/heartbeat", drop_none({"lease_token": lease_token})
-        )
+        self.request("POST", f"/api/v1/jobs/{_enc(job_id)}/heartbeat", drop_none({"lease_token": lease_token}))
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         try:
@@ -358,9 +350,7 @@ class AsyncRustQueueClient:
     async def resume_queue(self, queue: str) -> None:
         await self._run(self.sync.resume_queue, queue)
 
-    async def create_schedule(
-        self, schedule: Mapping[str, Any] | None = None, **fields: Any
-    ) -> dict[str, Any]:
+    async def create_schedule(self, schedule: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         return await self._run(self.sync.create_schedule, schedule, **fields)
 
     async def list_schedules(self) -> list[dict[str, Any]]:

@@ -49,9 +49,11 @@ class ServerProcess:
         self.cwd = Path(cwd) if cwd is not None else None
         self.http_port = http_port or free_port()
         self.tcp_port = tcp_port or free_port()
-        base = dict(os.environ) if keep_environment else {
-            k: v for k, v in os.environ.items() if not k.startswith(("RUSTQUEUE_", "QRUSTY_"))
-        }
+        base = (
+            dict(os.environ)
+            if keep_environment
+            else {k: v for k, v in os.environ.items() if not k.startswith(("RUSTQUEUE_", "QRUSTY_"))}
+        )
         self.env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []

@@ -105,9 +105,7 @@ async def test_retry_delay_override_and_dead(rq: Any, manual_clock: Any) -> None
 
 async def test_fail_error_size_checked_first(rq: Any) -> None:
     job_id = await rq.push("q", "j")
-    with pytest.raises(
-        ValidationError, match=r"Error message \(10241 bytes\) exceeds maximum of 10240 bytes"
-    ):
+    with pytest.raises(ValidationError, match=r"Error message \(10241 bytes\) exceeds maximum of 10240 bytes"):
         await rq.fail(job_id, "e" * 10_241)
     with pytest.raises(InvalidState):
         await rq.fail(job_id, "e")

@@ -197,9 +197,7 @@ async def test_malformed_follow_ups_and_paused_target(rq: Any) -> None:
     assert (await rq.counts("paused")).waiting == 0
 
 
-async def test_follow_ups_of_job_claimed_by_another_instance(
-    storage_factory: Any, engine_factory: Any
-) -> None:
+async def test_follow_ups_of_job_claimed_by_another_instance(storage_factory: Any, engine_factory: Any) -> None:
     storage = await storage_factory()
     settings = EngineSettings(housekeeping=False)
     first = await engine_factory(settings=settings, storage=storage)

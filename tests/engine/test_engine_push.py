@@ -38,9 +38,7 @@ async def test_queue_name_rules(rq: Any) -> None:
 async def test_data_and_metadata_limits(rq: Any) -> None:
     # '"' + 1048574 chars + '"' = exactly 1 048 576 bytes of compact JSON
     assert await rq.push("q", "j", "a" * 1_048_574)
-    with pytest.raises(
-        ValidationError, match=r"Job data payload \(1048577 bytes\) exceeds maximum of 1048576"
-    ):
+    with pytest.raises(ValidationError, match=r"Job data payload \(1048577 bytes\) exceeds maximum of 1048576"):
         await rq.push("q", "j", "a" * 1_048_575)
     with pytest.raises(ValidationError, match="Job metadata"):
         await rq.push("q", "j", {}, metadata={"x": "a" * 65_536})
@@ -141,9 +139,7 @@ async def test_batch(rq: Any) -> None:
         await rq.push_batch("q", [{"name": "ok"}, {"name": "bad name"}])
     assert info.value.index == 1 and "item 1" in info.value.message
     with pytest.raises(DuplicateKey) as dup:
-        await rq.push_batch(
-            "q", [{"name": "a", "unique_key": "k"}, {"name": "b", "options": {"unique_key": "k"}}]
-        )
+        await rq.push_batch("q", [{"name": "a", "unique_key": "k"}, {"name": "b", "options": {"unique_key": "k"}}])
     assert dup.value.index == 1
     assert (await rq.counts("q")).waiting == 3
 

@@ -124,9 +124,7 @@ async def test_push_errors(client):
     missing_data = await client.post("/api/v1/queues/tasks/jobs", json={"name": "x"})
     assert missing_data.status_code == 422
     assert error_of(missing_data)["code"] == "VALIDATION_ERROR"
-    wrong_type = await client.post(
-        "/api/v1/queues/tasks/jobs", json={"name": "x", "data": {}, "priority": "hi"}
-    )
+    wrong_type = await client.post("/api/v1/queues/tasks/jobs", json={"name": "x", "data": {}, "priority": "hi"})
     assert wrong_type.status_code in (400, 422)
     scalar = await client.post("/api/v1/queues/tasks/jobs", json=42)
     assert scalar.status_code == 422
@@ -142,9 +140,7 @@ async def test_push_errors(client):
 
 async def test_duplicate_unique_key_is_409(client, api):
     await api.push(unique_key="k1")
-    response = await client.post(
-        "/api/v1/queues/tasks/jobs", json={"name": "t", "data": {}, "unique_key": "k1"}
-    )
+    response = await client.post("/api/v1/queues/tasks/jobs", json={"name": "t", "data": {}, "unique_key": "k1"})
     assert response.status_code == 409
     error = error_of(response)
     assert error == {"code": "DUPLICATE_KEY", "message": "Duplicate unique key 'k1'", "details": None}
@@ -411,9 +407,7 @@ async def test_list_jobs_filters_and_pages(client, api):
     seen = [job["id"] for job in first["jobs"]]
     cursor = first["next_cursor"]
     while cursor:
-        page = (
-            await client.get("/api/v1/jobs", params={"queue": "listed", "limit": 2, "cursor": cursor})
-        ).json()
+        page = (await client.get("/api/v1/jobs", params={"queue": "listed", "limit": 2, "cursor": cursor})).json()
         seen += [job["id"] for job in page["jobs"]]
         cursor = page["next_cursor"]
     assert sorted(seen) == sorted(ids)

@@ -62,9 +62,7 @@ async def test_openapi_document_from_the_real_handlers(engine):
     # Request bodies come from the structs the handlers decode with.
     push_body = paths["/api/v1/queues/{queue}/jobs"]["post"]["requestBody"]
     assert push_body["required"] is True
-    assert push_body["content"]["application/json"]["schema"]["oneOf"][0] == {
-        "$ref": "#/components/schemas/PushItem"
-    }
+    assert push_body["content"]["application/json"]["schema"]["oneOf"][0] == {"$ref": "#/components/schemas/PushItem"}
     assert set(schemas["PushItem"]["required"]) == {"name", "data"}
     assert paths["/api/v1/jobs/{id}/ack"]["post"]["requestBody"]["required"] is False
     assert "requestBody" in paths["/api/v1/schedules"]["post"]
@@ -98,9 +96,7 @@ async def test_cors_allows_everything(client):
 
 async def test_unknown_path_and_wrong_method_answer_json(client):
     assert_envelope(await client.get("/api/v1/nope"), 404, "NOT_FOUND")
-    assert_envelope(
-        await client.get("/nothing/here", headers={"Content-Type": "application/json"}), 404, "NOT_FOUND"
-    )
+    assert_envelope(await client.get("/nothing/here", headers={"Content-Type": "application/json"}), 404, "NOT_FOUND")
     assert_envelope(await client.delete("/api/v1/health"), 405, "METHOD_NOT_ALLOWED")
     assert_envelope(await client.put("/api/v1/queues/tasks/jobs", json={}), 405, "METHOD_NOT_ALLOWED")
 

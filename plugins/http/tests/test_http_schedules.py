@@ -81,9 +81,7 @@ async def test_schedule_validation_errors_are_400(client):
 
 async def test_list_pause_resume_delete(client):
     for name in ("a", "b"):
-        await client.post(
-            "/api/v1/schedules", json={"name": name, "queue": "q", "job_name": "j", "every_ms": 60_000}
-        )
+        await client.post("/api/v1/schedules", json={"name": name, "queue": "q", "job_name": "j", "every_ms": 60_000})
     listed = (await client.get("/api/v1/schedules", headers={"Content-Type": "application/json"})).json()
     assert sorted(s["name"] for s in listed["schedules"]) == ["a", "b"]
     assert (await client.post("/api/v1/schedules/a/pause")).json() == {"ok": True}

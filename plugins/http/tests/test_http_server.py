@@ -126,9 +126,7 @@ async def test_in_process_transport_serves_and_stops(engine):
             assert pushed.status_code == 201 and len(pushed.json()["ids"]) == 1
         # A second server on the same port fails to bind with an OSError, not a process exit.
         with pytest.raises(OSError):
-            async with serve_http(
-                engine, Config(data={"server": {"host": "127.0.0.1", "http_port": running.port}})
-            ):
+            async with serve_http(engine, Config(data={"server": {"host": "127.0.0.1", "http_port": running.port}})):
                 pass
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:
@@ -152,9 +150,7 @@ async def test_pipelined_requests_on_one_connection_are_all_answered(engine):
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
             assert head.startswith(b"HTTP/1.1 201")
             length = next(
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
             )
             ids.append(msgspec.json.decode(await reader.readexactly(length))["id"])
         writer.close()

@@ -52,9 +52,7 @@ async def metrics_engine() -> AsyncIterator[Callable[..., Any]]:
         plugin = MetricsPlugin(MetricsConfig(**config))
         host = PluginHost.embedded(["http", *plugins])
         host.register(plugin, "metrics")
-        engine = RustQueue(
-            MemoryStorage(), host=host, clock=ManualClock(), settings=EngineSettings(housekeeping=False)
-        )
+        engine = RustQueue(MemoryStorage(), host=host, clock=ManualClock(), settings=EngineSettings(housekeeping=False))
         await engine.start()
         stack.push_async_callback(engine.close)
         metrics = await stack.enter_async_context(plugin.run(engine))

@@ -36,9 +36,7 @@ async def test_prometheus_route_serves_text_exposition(metrics_engine: Any, pars
 async def test_http_requests_are_counted_and_timed(metrics_engine: Any, parse: Any) -> None:
     engine, metrics = await metrics_engine()
     async with AsyncTestClient(create_app(engine)) as client:
-        assert (
-            await client.post("/api/v1/queues/emails/jobs", json={"name": "send", "data": {}})
-        ).status_code == 201
+        assert (await client.post("/api/v1/queues/emails/jobs", json={"name": "send", "data": {}})).status_code == 201
         pulled = await client.get("/api/v1/queues/emails/jobs")
         assert pulled.status_code == 200
         job_id = pulled.json()["jobs"][0]["id"] if "jobs" in pulled.json() else pulled.json()["job"]["id"]
@@ -131,9 +129,7 @@ def receiver() -> Iterator[_Receiver]:
     r.server.server_close()
 
 
-async def test_webhook_delivery_counters(
-    metrics_engine: Any, parse: Any, receiver: _Receiver, tmp_path: Path
-):
+async def test_webhook_delivery_counters(metrics_engine: Any, parse: Any, receiver: _Receiver, tmp_path: Path):
     from rustqueue_webhooks.config import WebhooksConfig
     from rustqueue_webhooks.plugin import WebhooksPlugin
 

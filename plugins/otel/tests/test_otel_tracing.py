@@ -24,9 +24,7 @@ def telemetry() -> tuple[InMemorySpanExporter, InMemoryMetricReader, OtelPlugin]
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
-    plugin = OtelPlugin(
-        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
-    )
+    plugin = OtelPlugin(tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader]))
     return exporter, reader, plugin
 
 

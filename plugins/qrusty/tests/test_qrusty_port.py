@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
+from rustqueue_qrusty.server import NotServing, serve_qrusty
 
 from rustqueue_core.builtin.memory import MemoryStorage
 from rustqueue_core.config import Config
 from rustqueue_core.engine import RustQueue
-from rustqueue_qrusty.server import NotServing, serve_qrusty
 
 
 def _config(port: int, source: str) -> Config:

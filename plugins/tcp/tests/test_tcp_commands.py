@@ -139,9 +139,7 @@ async def test_pull_with_wait_ms_wakes_on_push(connect: Any) -> None:
 async def test_ack_errors(conn: Any) -> None:
     assert_error(await conn.call({"cmd": "ack"}), "VALIDATION_ERROR", "Missing 'id' field")
     assert_error(await conn.call({"cmd": "ack", "id": "nope"}), "VALIDATION_ERROR", "Invalid job ID format")
-    assert_error(
-        await conn.call({"cmd": "ack", "id": MISSING_ID}), "JOB_NOT_FOUND", f"Job '{MISSING_ID}' not found"
-    )
+    assert_error(await conn.call({"cmd": "ack", "id": MISSING_ID}), "JOB_NOT_FOUND", f"Job '{MISSING_ID}' not found")
     waiting = await push(conn)
     assert_error(
         await conn.call({"cmd": "ack", "id": waiting}),
@@ -161,9 +159,7 @@ async def test_ack_batch_items_and_ids(conn: Any) -> None:
     for _ in range(3):
         await push(conn)
     jobs = (await conn.call({"cmd": "pull", "queue": "q", "count": 3}))["jobs"]
-    answer = await conn.call(
-        {"cmd": "ack_batch", "items": [{"id": jobs[0]["id"], "result": 1}, {"id": MISSING_ID}]}
-    )
+    answer = await conn.call({"cmd": "ack_batch", "items": [{"id": jobs[0]["id"], "result": 1}, {"id": MISSING_ID}]})
     assert (answer["ok"], answer["acked"], answer["failed"]) == (False, 1, 1)
     assert answer["results"][0] == {"id": jobs[0]["id"], "ok": True}
     assert answer["results"][1]["error"]["code"] == "JOB_NOT_FOUND"
@@ -207,17 +203,13 @@ async def test_cancel_progress_heartbeat(conn: Any) -> None:
     assert (await conn.call({"cmd": "get", "id": waiting}))["job"]["state"] == "cancelled"
     await push(conn, "c")
     job = await pull_one(conn, "c")
-    assert await conn.call({"cmd": "progress", "id": job["id"], "progress": 300, "message": "m"}) == {
-        "ok": True
-    }
+    assert await conn.call({"cmd": "progress", "id": job["id"], "progress": 300, "message": "m"}) == {"ok": True}
     stored = (await conn.call({"cmd": "get", "id": job["id"]}))["job"]
     assert stored["progress"] == 44  # 300 truncated to 8 bits
     assert stored["logs"][-1]["message"] == "m"
     assert await conn.call({"cmd": "progress", "id": job["id"], "progress": 150}) == {"ok": True}
     assert (await conn.call({"cmd": "get", "id": job["id"]}))["job"]["progress"] == 100
-    assert_error(
-        await conn.call({"cmd": "progress", "id": job["id"]}), "VALIDATION_ERROR", "Missing 'progress' field"
-    )
+    assert_error(await conn.call({"cmd": "progress", "id": job["id"]}), "VALIDATION_ERROR", "Missing 'progress' field")
     assert await conn.call({"cmd": "heartbeat", "id": job["id"]}) == {"ok": True}
     assert (await conn.call({"cmd": "get", "id": job["id"]}))["job"]["last_heartbeat"] is not None
     assert_error(await conn.call({"cmd": "heartbeat", "id": waiting}), "INVALID_STATE")
@@ -250,9 +242,7 @@ async def test_release_nack_renew(conn: Any) -> None:
     for _ in range(2):
         await push(conn, "r")
     first = await pull_one(conn, "r")
-    assert await conn.call({"cmd": "release", "id": first["id"], "lease_token": first["lease_token"]}) == {
-        "ok": True
-    }
+    assert await conn.call({"cmd": "release", "id": first["id"], "lease_token": first["lease_token"]}) == {"ok": True}
     released = (await conn.call({"cmd": "get", "id": first["id"]}))["job"]
     assert (released["state"], released["attempt"]) == ("waiting", 0)
     job = await pull_one(conn, "r")
@@ -293,9 +283,7 @@ async def test_flow_lists_jobs_of_a_flow(conn: Any) -> None:
 
 async def test_queue_pause_and_resume(conn: Any) -> None:
     assert await conn.call({"cmd": "queue_pause", "queue": "p"}) == {"ok": True}
-    assert_error(
-        await conn.call({"cmd": "push", "queue": "p", "name": "j"}), "QUEUE_PAUSED", "Queue 'p' is paused"
-    )
+    assert_error(await conn.call({"cmd": "push", "queue": "p", "name": "j"}), "QUEUE_PAUSED", "Queue 'p' is paused")
     assert await conn.call({"cmd": "queue_resume", "queue": "p"}) == {"ok": True}
     await push(conn, "p")
 
@@ -331,9 +319,7 @@ async def test_schedule_commands(conn: Any) -> None:
     )
     answer = await conn.call({"cmd": "schedule_create", "name": "x", "queue": "s", "job_name": "j"})
     assert_error(answer, "VALIDATION_ERROR", "Validation error: Schedule must have cron_expr or every_ms")
-    assert_error(
-        await conn.call({"cmd": "schedule_create", "name": "x"}), "VALIDATION_ERROR", "Missing 'queue' field"
-    )
+    assert_error(await conn.call({"cmd": "schedule_create", "name": "x"}), "VALIDATION_ERROR", "Missing 'queue' field")
 
 
 async def test_health(conn: Any) -> None:
@@ -345,9 +331,7 @@ async def test_request_errors(conn: Any) -> None:
     await conn.send_raw(b"not json\n")
     assert (await conn.recv())["error"]["code"] == "PARSE_ERROR"
     await conn.send_raw(b"\n")
-    assert_error(
-        await conn.recv(), "PARSE_ERROR", "Invalid JSON: EOF while parsing a value at line 1 column 0"
-    )
+    assert_error(await conn.recv(), "PARSE_ERROR", "Invalid JSON: EOF while parsing a value at line 1 column 0")
     assert_error(await conn.call({"queue": "q"}), "VALIDATION_ERROR", "Missing or invalid 'cmd' field")
     assert_error(await conn.call({"cmd": 5}), "VALIDATION_ERROR", "Missing or invalid 'cmd' field")
     assert_error(await conn.call([1, 2]), "VALIDATION_ERROR", "Missing or invalid 'cmd' field")

@@ -57,9 +57,7 @@ async def test_crlf_and_line_split_across_writes(conn: Any) -> None:
     assert (await conn.recv())["counts"]["waiting"] == 1
 
 
-async def test_overlong_line_is_refused_and_closes(
-    engine: Any, tcp_server_factory: Any, connect: Any
-) -> None:
+async def test_overlong_line_is_refused_and_closes(engine: Any, tcp_server_factory: Any, connect: Any) -> None:
     server = await tcp_server_factory(engine, max_line_bytes=4096)
     conn = await connect(server)
     await conn.send_raw(lines({"cmd": "push", "queue": "l", "name": "ok"}))

@@ -51,9 +51,7 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(
-                        Received(
-                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
-                        )
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
                     )
                     action = receiver.script.pop(0) if receiver.script else receiver.default
                 if action == "hang":
@@ -109,9 +107,7 @@ def receiver(receivers: Callable[[], Receiver]) -> Receiver:
 
 
 def event(kind: str, job_id: str = "0190b3a0-0000-7000-8000-000000000001", queue: str = "emails") -> JobEvent:
-    return JobEvent(
-        kind=kind, job_id=job_id, queue=queue, timestamp=datetime(2026, 1, 2, 3, 4, 5, 678901, UTC)
-    )
+    return JobEvent(kind=kind, job_id=job_id, queue=queue, timestamp=datetime(2026, 1, 2, 3, 4, 5, 678901, UTC))
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = 10.0) -> None:

@@ -9,9 +9,7 @@ import msgspec
 from rustqueue_webhooks import verify_signature
 
 
-async def test_delivery_body_headers_and_signature(
-    service_factory: Any, receiver: Any, make_event: Any
-) -> None:
+async def test_delivery_body_headers_and_signature(service_factory: Any, receiver: Any, make_event: Any) -> None:
     service = await service_factory()
     hook = await service.create_webhook(receiver.url, ["job_completed"], [], "s3cret")
     service.on_events([make_event("job.completed", job_id="j-1", queue="emails")])
@@ -30,9 +28,7 @@ async def test_delivery_body_headers_and_signature(
     assert (await service.outbox_counts()) == {}
 
 
-async def test_no_secret_means_no_signature_header(
-    service_factory: Any, receiver: Any, make_event: Any
-) -> None:
+async def test_no_secret_means_no_signature_header(service_factory: Any, receiver: Any, make_event: Any) -> None:
     service = await service_factory()
     await service.create_webhook(receiver.url)
     service.on_events([make_event("job.pushed")])
@@ -97,9 +93,7 @@ async def test_hanging_receiver_hits_the_timeout_and_is_retried(
     assert await service.list_deliveries(hook.id) == []
 
 
-async def test_dead_receiver_counts_as_failure(
-    service_factory: Any, receiver: Any, make_event: Any, until: Any
-):
+async def test_dead_receiver_counts_as_failure(service_factory: Any, receiver: Any, make_event: Any, until: Any):
     url = receiver.url
     receiver.close()  # nothing listens there any more
     service = await service_factory(max_retries=1, retry_base_delay_ms=10)
@@ -111,9 +105,7 @@ async def test_dead_receiver_counts_as_failure(
     assert failed.last_error
 
 
-async def test_slow_receiver_does_not_hold_up_another(
-    service_factory: Any, receivers: Any, make_event: Any
-) -> None:
+async def test_slow_receiver_does_not_hold_up_another(service_factory: Any, receivers: Any, make_event: Any) -> None:
     slow, fast = receivers(), receivers()
     slow.default = "hang"
     service = await service_factory(max_concurrency=4, delivery_timeout_ms=60_000)
@@ -165,9 +157,7 @@ async def test_event_and_queue_filters(service_factory: Any, receivers: Any, mak
     assert len(everything.requests) == 5 and len(got_completed) == 2 and len(got_emails) == 2
 
 
-async def test_engine_kinds_map_to_webhook_events(
-    service_factory: Any, receivers: Any, make_event: Any
-) -> None:
+async def test_engine_kinds_map_to_webhook_events(service_factory: Any, receivers: Any, make_event: Any) -> None:
     failed_sub, dlq_sub, progress_sub = receivers(), receivers(), receivers()
     service = await service_factory()
     await service.create_webhook(failed_sub.url, events=["job_failed"])
@@ -213,9 +203,7 @@ async def test_deleting_a_webhook_stops_its_deliveries(
     assert await service.outbox_counts() == {}
 
 
-async def test_full_buffer_drops_and_counts_without_blocking(
-    service_factory: Any, receiver: Any, make_event: Any
-):
+async def test_full_buffer_drops_and_counts_without_blocking(service_factory: Any, receiver: Any, make_event: Any):
     service = await service_factory(queue_size=1)
     await service.create_webhook(receiver.url)
     # Three batches in one loop turn: the writer has not run, so the buffer of one fills up.
@@ -256,9 +244,7 @@ async def test_one_batch_is_one_outbox_transaction(service_factory: Any, receive
     assert body["event"] == "job.pushed"
 
 
-async def test_many_events_are_each_delivered_once(
-    service_factory: Any, receivers: Any, make_event: Any
-) -> None:
+async def test_many_events_are_each_delivered_once(service_factory: Any, receivers: Any, make_event: Any) -> None:
     first, second = receivers(), receivers()
     service = await service_factory(max_concurrency=8)
     await service.create_webhook(first.url)

@@ -47,9 +47,7 @@ async def test_buffered_events_are_flushed_at_stop_and_sent_after_restart(
     assert await second.outbox_counts() == {}
 
 
-async def test_retry_schedule_is_kept_across_restart(
-    service_factory: Any, receiver: Any, make_event: Any
-) -> None:
+async def test_retry_schedule_is_kept_across_restart(service_factory: Any, receiver: Any, make_event: Any) -> None:
     receiver.script = [500]
     first = await service_factory(retry_base_delay_ms=300)
     hook = await first.create_webhook(receiver.url)
@@ -72,9 +70,7 @@ async def test_retry_schedule_is_kept_across_restart(
     assert reqs[1].at - reqs[0].at >= 0.29
 
 
-async def test_static_endpoints_are_registered_and_pruned(
-    tmp_path: Path, receiver: Any, make_event: Any
-) -> None:
+async def test_static_endpoints_are_registered_and_pruned(tmp_path: Path, receiver: Any, make_event: Any) -> None:
     path = str(tmp_path / "w.db")
     endpoint = StaticWebhook(url=receiver.url, events=["job.completed"], queues=["emails"], secret="x")
     config = WebhooksConfig(enabled=True, store_path=path, endpoints=[endpoint]).validate()

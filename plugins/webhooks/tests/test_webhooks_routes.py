@@ -107,9 +107,7 @@ async def test_create_list_get_delete(serve: Any) -> None:
         ({"url": "https://example.com", "events": "job_completed"}, 422, "Validation error"),
     ],
 )
-async def test_validation_errors_use_the_envelope(
-    serve: Any, payload: Any, status: int, fragment: str
-) -> None:
+async def test_validation_errors_use_the_envelope(serve: Any, payload: Any, status: int, fragment: str) -> None:
     server = await serve()
     resp = await server.client.post("/api/v1/webhooks", json=payload)
     assert resp.status_code == status
@@ -176,9 +174,7 @@ async def test_engine_events_are_delivered_signed(serve: Any, receiver: Any, unt
 async def test_failed_deliveries_are_inspectable(serve: Any, receiver: Any, until: Any) -> None:
     receiver.default = 500
     server = await serve(max_retries=1, retry_base_delay_ms=5)
-    hook_id = (await server.client.post("/api/v1/webhooks", json={"url": receiver.url})).json()["webhook"][
-        "id"
-    ]
+    hook_id = (await server.client.post("/api/v1/webhooks", json={"url": receiver.url})).json()["webhook"]["id"]
     await server.engine.push("emails", "send")
     service = service_for(server.engine)
     assert service is not None

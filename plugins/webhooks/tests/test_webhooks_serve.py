@@ -61,9 +61,7 @@ secret = "serve-secret"
             "--plugins=http,webhooks,metrics",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUSTQUEUE_")}
-        self.proc = subprocess.Popen(
-            cmd, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""
@@ -98,9 +96,7 @@ def test_serve_delivers_and_resumes_after_restart(tmp_path: Path, receiver: Any)
     try:
         hooks = httpx.get(f"{server.base}/api/v1/webhooks", timeout=5).json()["webhooks"]
         assert [h["url"] for h in hooks] == [receiver.url]
-        resp = httpx.post(
-            f"{server.base}/api/v1/queues/emails/jobs", json={"name": "send", "data": {}}, timeout=5
-        )
+        resp = httpx.post(f"{server.base}/api/v1/queues/emails/jobs", json={"name": "send", "data": {}}, timeout=5)
         job_id = resp.json()["id"]
         (req,) = asyncio.run(receiver.wait_for(1))
         assert req.json()["data"] == {"job_id": job_id, "queue": "emails"}
@@ -116,9 +112,7 @@ def test_serve_delivers_and_resumes_after_restart(tmp_path: Path, receiver: Any)
         # The receiver stops answering: the next delivery is in flight at shutdown, stays pending in
         # the outbox and is sent after the restart.
         receiver.default = "hang"
-        second = httpx.post(
-            f"{server.base}/api/v1/queues/emails/jobs", json={"name": "b", "data": {}}, timeout=5
-        )
+        second = httpx.post(f"{server.base}/api/v1/queues/emails/jobs", json={"name": "b", "data": {}}, timeout=5)
         asyncio.run(receiver.wait_for(2))
     finally:
         assert server.stop() == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import rustqueue_websocket.plugin as websocket_plugin
-
 import asyncio
 import re
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import rustqueue_websocket.plugin as websocket_plugin
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 

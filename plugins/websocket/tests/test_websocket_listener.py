@@ -101,9 +101,7 @@ async def test_http_port_stream_honours_header_and_query_token():
                 async with connect(base, additional_headers={"Authorization": "Bearer wrong"}):
                     pass
             assert caught.value.response.status_code == 401
-            assert (
-                msgspec.json.decode(caught.value.response.body)["error"]["message"] == "Invalid bearer token"
-            )
+            assert msgspec.json.decode(caught.value.response.body)["error"]["message"] == "Invalid bearer token"
             async with connect(base, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
                 await engine.push("tasks", "task", {})
                 assert (await recv(ws))["event"] == "job.pushed"

@@ -233,9 +233,7 @@ class DictStorage:
             return False
         return not (f.without_blocked_children and self._blocked_children(job.id))
 
-    async def find_jobs(
-        self, filter: JobFilter, limit: int, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    async def find_jobs(self, filter: JobFilter, limit: int, cursor: str | None = None) -> tuple[list[Job], str | None]:
         matched = [job for job in self.jobs.values() if self._matches(job, filter)]
         keyed = sorted(((_order_key(job, filter.order), job) for job in matched), key=lambda kj: kj[0])
         if filter.order == "updated_desc":

@@ -59,10 +59,10 @@ class HistoryPlugin:
         archiver = self.archiver
         if archiver is None:
             return None
-        state = "degraded" if archiver.dropped or archiver.flush_failures else "ok"
+        degraded = bool(archiver.dropped or archiver.flush_failures)
         return HealthCheck(
             component="history",
-            state=state,
+            state="degraded" if degraded else "ok",
             detail=(
                 f"{archiver.archived} archived, {archiver.dropped} dropped, {archiver.flush_failures} flush failures"
             ),

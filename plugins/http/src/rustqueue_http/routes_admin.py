@@ -27,14 +27,22 @@ def queue_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         infos = await engine.queues()
         return json_response({"ok": True, "queues": [wire.queue_info_to_wire(info) for info in infos]})
 
-    @get("/api/v1/queues/{queue:str}/stats", summary="Counts of one queue (zeros when unknown)",
-         tags=["queues"], responses=ERRORS)
+    @get(
+        "/api/v1/queues/{queue:str}/stats",
+        summary="Counts of one queue (zeros when unknown)",
+        tags=["queues"],
+        responses=ERRORS,
+    )
     async def queue_stats(queue: FromPath[str]) -> Response[schemas.StatsResponse]:
         counts = await engine.counts(queue)
         return json_response({"ok": True, "counts": wire.counts_to_wire(counts)})
 
-    @get("/api/v1/queues/{queue:str}/dlq", summary="Dead-letter jobs of a queue, most recent first",
-         tags=["queues"], responses=ERRORS)
+    @get(
+        "/api/v1/queues/{queue:str}/dlq",
+        summary="Dead-letter jobs of a queue, most recent first",
+        tags=["queues"],
+        responses=ERRORS,
+    )
     async def queue_dlq(
         queue: FromPath[str], limit: Annotated[int, QueryParameter(ge=0, le=4_294_967_295)] = 50
     ) -> Response[schemas.JobListResponse]:
@@ -45,8 +53,7 @@ def queue_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         "/api/v1/queues/{queue:str}/dlq/retry",
         status_code=200,
         summary="Send dead-letter jobs back to waiting",
-        description="Body optional: `{\"ids\": [...]}` retries those; "
-        "without ids every DLQ job of the queue.",
+        description='Body optional: `{"ids": [...]}` retries those; without ids every DLQ job of the queue.',
         tags=["queues"],
         responses=ERRORS,
     )
@@ -71,15 +78,25 @@ def queue_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
                     break
         return json_response({"ok": True, "retried": retried, "failed": failed})
 
-    @post("/api/v1/queues/{queue:str}/pause", status_code=200, summary="Pause pushes to a queue",
-          tags=["queues"], responses=ERRORS)
+    @post(
+        "/api/v1/queues/{queue:str}/pause",
+        status_code=200,
+        summary="Pause pushes to a queue",
+        tags=["queues"],
+        responses=ERRORS,
+    )
     async def pause_queue(request: AnyRequest, queue: FromPath[str]) -> Response[schemas.OkResponse]:
         consume = request.query_params.get("consume", "").lower() in ("1", "true", "yes")
         await engine.pause_queue(queue, consume=consume)
         return ok_response()
 
-    @post("/api/v1/queues/{queue:str}/resume", status_code=200, summary="Resume a paused queue",
-          tags=["queues"], responses=ERRORS)
+    @post(
+        "/api/v1/queues/{queue:str}/resume",
+        status_code=200,
+        summary="Resume a paused queue",
+        tags=["queues"],
+        responses=ERRORS,
+    )
     async def resume_queue(queue: FromPath[str]) -> Response[schemas.OkResponse]:
         await engine.resume_queue(queue)
         return ok_response()
@@ -88,8 +105,7 @@ def queue_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         "/api/v1/queues/{queue:str}/purge",
         status_code=200,
         summary="Delete a queue's waiting, delayed and blocked jobs",
-        description="`include_finished=true` also deletes completed, dlq and cancelled jobs. "
-        "Active jobs stay.",
+        description="`include_finished=true` also deletes completed, dlq and cancelled jobs. Active jobs stay.",
         tags=["queues"],
         responses=ERRORS,
     )
@@ -99,15 +115,20 @@ def queue_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         purged = await engine.purge_queue(queue, include_finished=include_finished)
         return json_response({"ok": True, "purged": purged})
 
-    @delete("/api/v1/queues/{queue:str}", status_code=200,
-            summary="Delete a queue: its configuration and every job, active ones included",
-            tags=["queues"], responses=ERRORS)
+    @delete(
+        "/api/v1/queues/{queue:str}",
+        status_code=200,
+        summary="Delete a queue: its configuration and every job, active ones included",
+        tags=["queues"],
+        responses=ERRORS,
+    )
     async def delete_queue(queue: FromPath[str]) -> Response[schemas.CountResponse]:
         deleted = await engine.delete_queue(queue)
         return json_response({"ok": True, "deleted": deleted})
 
-    @get("/api/v1/flows/{flow_id:str}", summary="Jobs and per-state summary of a flow", tags=["flows"],
-         responses=ERRORS)
+    @get(
+        "/api/v1/flows/{flow_id:str}", summary="Jobs and per-state summary of a flow", tags=["flows"], responses=ERRORS
+    )
     async def get_flow(flow_id: FromPath[str]) -> Response[schemas.FlowResponse]:
         return json_response(wire.flow_to_wire(await engine.flow(flow_id)))
 
@@ -148,20 +169,35 @@ def schedule_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         schedule = await engine.get_schedule(name)
         return json_response({"ok": True, "schedule": wire.schedule_to_wire(schedule)})
 
-    @delete("/api/v1/schedules/{name:str}", status_code=200, summary="Delete a schedule (also when missing)",
-            tags=["schedules"], responses=ERRORS)
+    @delete(
+        "/api/v1/schedules/{name:str}",
+        status_code=200,
+        summary="Delete a schedule (also when missing)",
+        tags=["schedules"],
+        responses=ERRORS,
+    )
     async def delete_schedule(name: FromPath[str]) -> Response[schemas.OkResponse]:
         await engine.delete_schedule(name)
         return ok_response()
 
-    @post("/api/v1/schedules/{name:str}/pause", status_code=200, summary="Pause a schedule",
-          tags=["schedules"], responses=ERRORS)
+    @post(
+        "/api/v1/schedules/{name:str}/pause",
+        status_code=200,
+        summary="Pause a schedule",
+        tags=["schedules"],
+        responses=ERRORS,
+    )
     async def pause_schedule(name: FromPath[str]) -> Response[schemas.OkResponse]:
         await engine.pause_schedule(name)
         return ok_response()
 
-    @post("/api/v1/schedules/{name:str}/resume", status_code=200, summary="Resume a schedule",
-          tags=["schedules"], responses=ERRORS)
+    @post(
+        "/api/v1/schedules/{name:str}/resume",
+        status_code=200,
+        summary="Resume a schedule",
+        tags=["schedules"],
+        responses=ERRORS,
+    )
     async def resume_schedule(name: FromPath[str]) -> Response[schemas.OkResponse]:
         await engine.resume_schedule(name)
         return ok_response()
@@ -198,13 +234,25 @@ def webhooks_disabled_handlers() -> list[HTTPRouteHandler]:
     """What the webhook routes answer when no webhooks plugin provides them (as the original with
     ``[webhooks] enabled = false``)."""
 
-    @route("/api/v1/webhooks", http_method=[HttpMethod.GET, HttpMethod.POST], summary="Webhooks (disabled)",
-           tags=["webhooks"], responses=_DISABLED_SPEC, status_code=503)
+    @route(
+        "/api/v1/webhooks",
+        http_method=[HttpMethod.GET, HttpMethod.POST],
+        summary="Webhooks (disabled)",
+        tags=["webhooks"],
+        responses=_DISABLED_SPEC,
+        status_code=503,
+    )
     async def webhooks_collection() -> Response[schemas.ErrorResponse]:
         return raw_json_response(_WEBHOOKS_DISABLED, status=503)
 
-    @route("/api/v1/webhooks/{webhook_id:str}", http_method=[HttpMethod.GET, HttpMethod.DELETE],
-           summary="Webhook (disabled)", tags=["webhooks"], responses=_DISABLED_SPEC, status_code=503)
+    @route(
+        "/api/v1/webhooks/{webhook_id:str}",
+        http_method=[HttpMethod.GET, HttpMethod.DELETE],
+        summary="Webhook (disabled)",
+        tags=["webhooks"],
+        responses=_DISABLED_SPEC,
+        status_code=503,
+    )
     async def webhooks_item(webhook_id: FromPath[str]) -> Response[schemas.ErrorResponse]:
         return raw_json_response(_WEBHOOKS_DISABLED, status=503)
 
@@ -214,8 +262,14 @@ def webhooks_disabled_handlers() -> list[HTTPRouteHandler]:
 def metrics_unavailable_handler() -> HTTPRouteHandler:
     """Prometheus scrape path when no metrics plugin is loaded (the original's answer without a recorder)."""
 
-    @get("/api/v1/metrics/prometheus", summary="Prometheus metrics (not available)", tags=["metrics"],
-         media_type=MediaType.TEXT, status_code=503, opt={"rustqueue_public": True})
+    @get(
+        "/api/v1/metrics/prometheus",
+        summary="Prometheus metrics (not available)",
+        tags=["metrics"],
+        media_type=MediaType.TEXT,
+        status_code=503,
+        opt={"rustqueue_public": True},
+    )
     async def metrics_unavailable() -> Response[str]:
         return Response("Metrics not available", status_code=503, media_type="text/plain; charset=utf-8")
 

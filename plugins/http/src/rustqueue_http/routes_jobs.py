@@ -147,7 +147,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         "/api/v1/jobs/{job_id:str}/ack",
         status_code=200,
         summary="Acknowledge (complete) an active job",
-        description="Body optional: `{\"result\": any}`; an empty body counts as no result.",
+        description='Body optional: `{"result": any}`; an empty body counts as no result.',
         tags=["jobs"],
         responses=ERRORS,
     )
@@ -164,8 +164,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         "/api/v1/jobs/ack-batch",
         status_code=200,
         summary="Acknowledge many jobs",
-        description="Body `{\"items\": [{\"id\", \"result\"?}]}` or `{\"ids\": [...]}`; "
-        "one outcome per item.",
+        description='Body `{"items": [{"id", "result"?}]}` or `{"ids": [...]}`; one outcome per item.',
         tags=["jobs"],
         responses=ERRORS,
     )
@@ -205,8 +204,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
             payload["next_attempt_at"] = wire.offset_timestamp(outcome.next_attempt_at)
         return json_response(payload)
 
-    @post("/api/v1/jobs/{job_id:str}/cancel", status_code=200, summary="Cancel a job", tags=["jobs"],
-          responses=ERRORS)
+    @post("/api/v1/jobs/{job_id:str}/cancel", status_code=200, summary="Cancel a job", tags=["jobs"], responses=ERRORS)
     async def cancel_job(job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         await engine.cancel(wire.check_job_id(job_id))
         return ok_response()
@@ -226,44 +224,68 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         await engine.progress(job_id, body.progress, body.message, token=body.lease_token)
         return ok_response()
 
-    @post("/api/v1/jobs/{job_id:str}/heartbeat", status_code=200, summary="Extend an active job's lease",
-          tags=["jobs"], responses=ERRORS)
+    @post(
+        "/api/v1/jobs/{job_id:str}/heartbeat",
+        status_code=200,
+        summary="Extend an active job's lease",
+        tags=["jobs"],
+        responses=ERRORS,
+    )
     async def heartbeat_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
         token = wire.lenient_lease_token(await request.body())
         raise_item_error(await engine.heartbeat(job_id, token=token))
         return ok_response()
 
-    @post("/api/v1/jobs/{job_id:str}/release", status_code=200, tags=["jobs"], responses=ERRORS,
-          summary="Return an active job to waiting without counting a failure")
+    @post(
+        "/api/v1/jobs/{job_id:str}/release",
+        status_code=200,
+        tags=["jobs"],
+        responses=ERRORS,
+        summary="Return an active job to waiting without counting a failure",
+    )
     async def release_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
         token = wire.lenient_lease_token(await request.body())
         raise_item_error(await engine.release(job_id, token=token))
         return ok_response()
 
-    @post("/api/v1/jobs/{job_id:str}/retry", status_code=200,
-          summary="Send a dlq or cancelled job back to waiting", tags=["jobs"], responses=ERRORS)
+    @post(
+        "/api/v1/jobs/{job_id:str}/retry",
+        status_code=200,
+        summary="Send a dlq or cancelled job back to waiting",
+        tags=["jobs"],
+        responses=ERRORS,
+    )
     async def retry_job(job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         raise_item_error(await engine.retry(wire.check_job_id(job_id)))
         return ok_response()
 
-    @post("/api/v1/jobs/{job_id:str}/promote", status_code=200, summary="Make a delayed job waiting now",
-          tags=["jobs"], responses=ERRORS)
+    @post(
+        "/api/v1/jobs/{job_id:str}/promote",
+        status_code=200,
+        summary="Make a delayed job waiting now",
+        tags=["jobs"],
+        responses=ERRORS,
+    )
     async def promote_job(job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         raise_item_error(await engine.promote(wire.check_job_id(job_id)))
         return ok_response()
 
-    @delete("/api/v1/jobs/{job_id:str}", status_code=200, summary="Delete a job in any state", tags=["jobs"],
-            responses=ERRORS)
+    @delete(
+        "/api/v1/jobs/{job_id:str}",
+        status_code=200,
+        summary="Delete a job in any state",
+        tags=["jobs"],
+        responses=ERRORS,
+    )
     async def delete_job(job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
         if await engine.delete_jobs(job_id) == 0:
             raise JobNotFound(job_id)
         return ok_response()
 
-    @get("/api/v1/jobs/{job_id:str}/explain", summary="Why is this job not running?", tags=["jobs"],
-         responses=ERRORS)
+    @get("/api/v1/jobs/{job_id:str}/explain", summary="Why is this job not running?", tags=["jobs"], responses=ERRORS)
     async def explain_job(job_id: FromPath[str]) -> Response[schemas.ExplainResponse]:
         reasons = await engine.explain(wire.check_job_id(job_id))
         return json_response({"ok": True, "reasons": reasons})

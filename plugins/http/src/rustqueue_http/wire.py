@@ -162,9 +162,7 @@ class ScheduleBody(msgspec.Struct, kw_only=True):
         return fields
 
 
-PUSH_DECODER: msgspec.json.Decoder[PushItem | list[PushItem]] = msgspec.json.Decoder(
-    PushItem | list[PushItem]
-)
+PUSH_DECODER: msgspec.json.Decoder[PushItem | list[PushItem]] = msgspec.json.Decoder(PushItem | list[PushItem])
 ACK_DECODER = msgspec.json.Decoder(AckBody)
 FAIL_DECODER = msgspec.json.Decoder(FailBody)
 PROGRESS_DECODER = msgspec.json.Decoder(ProgressBody)

@@ -48,9 +48,7 @@ def status_class(status: int | None) -> str:
 
 def counter_total(counter: Counter) -> int:
     """Sum of a counter's ``_total`` samples over all its label sets."""
-    return int(
-        sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total"))
-    )
+    return int(sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total")))
 
 
 class EngineMetrics:
@@ -63,16 +61,12 @@ class EngineMetrics:
         r = self.registry
         self.jobs_pushed = Counter("rustqueue_jobs_pushed", "Jobs pushed (single and batch)", registry=r)
         self.jobs_completed = Counter("rustqueue_jobs_completed", "Jobs acknowledged", registry=r)
-        self.jobs_failed = Counter(
-            "rustqueue_jobs_failed", "Failed attempts, retried or dead-lettered", registry=r
-        )
+        self.jobs_failed = Counter("rustqueue_jobs_failed", "Failed attempts, retried or dead-lettered", registry=r)
         self.jobs_pulled = Counter("rustqueue_jobs_pulled", "Jobs handed to consumers", registry=r)
         self.push_duration = Histogram("rustqueue_push_duration_seconds", "Push request duration", registry=r)
         self.pull_duration = Histogram("rustqueue_pull_duration_seconds", "Pull request duration", registry=r)
         self.ack_duration = Histogram("rustqueue_ack_duration_seconds", "Ack request duration", registry=r)
-        self.http_requests = Counter(
-            "rustqueue_http_requests", "HTTP requests", ["method", "status_class"], registry=r
-        )
+        self.http_requests = Counter("rustqueue_http_requests", "HTTP requests", ["method", "status_class"], registry=r)
         self.http_duration = Histogram(
             "rustqueue_http_request_duration_seconds", "HTTP request duration", ["method"], registry=r
         )
@@ -257,9 +251,7 @@ class _ScrapeTimeCollector(Collector):
             value=m.websocket_clients(),
         )
         delivered, failed = m.webhook_totals()
-        yield CounterMetricFamily(
-            "rustqueue_webhooks_delivered", "Webhook deliveries that succeeded", value=delivered
-        )
+        yield CounterMetricFamily("rustqueue_webhooks_delivered", "Webhook deliveries that succeeded", value=delivered)
         yield CounterMetricFamily(
             "rustqueue_webhooks_delivery_failures",
             "Webhook deliveries that failed every attempt",

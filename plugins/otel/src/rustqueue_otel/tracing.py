@@ -155,7 +155,7 @@ class OtelPlugin:
         async def traced(job: Job, call_next: Callable[[Job], Awaitable[Any]]) -> Any:
             carrier = job.metadata.get(METADATA_KEY) if isinstance(job.metadata, Mapping) else None
             parent = extract(carrier) if isinstance(carrier, Mapping) else None
-            attributes = {
+            attributes: dict[str, str | int] = {
                 "messaging.system": "rustqueue",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": job.queue,
@@ -177,9 +177,7 @@ class OtelPlugin:
                     except BaseException as exc:
                         span.record_exception(exc)
                         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                        run_duration.record(
-                            time.perf_counter() - started, {"queue": job.queue, "outcome": "error"}
-                        )
+                        run_duration.record(time.perf_counter() - started, {"queue": job.queue, "outcome": "error"})
                         raise
                     run_duration.record(time.perf_counter() - started, {"queue": job.queue, "outcome": "ok"})
                     return result

@@ -324,9 +324,7 @@ class WebhookService:
             if free > 0:
                 assert self._store is not None
                 try:
-                    due, next_due = await self._run(
-                        self._store.due, time.time(), free * 4, list(self._inflight)
-                    )
+                    due, next_due = await self._run(self._store.due, time.time(), free * 4, list(self._inflight))
                 except Exception:
                     log.exception("webhooks: could not read the outbox; retrying in 1s")
                     due, next_due, held_back = [], None, True

@@ -109,8 +109,7 @@ class Delivery(msgspec.Struct, kw_only=True):
 
 
 _DELIVERY_COLUMNS = (
-    "id, webhook_id, event, body, status, attempts, next_attempt_at, last_error, last_status, "
-    "created_at, finished_at"
+    "id, webhook_id, event, body, status, attempts, next_attempt_at, last_error, last_status, created_at, finished_at"
 )
 
 
@@ -149,8 +148,7 @@ class WebhookStore:
     # ------------------------------------------------------------------ webhooks
     def list_webhooks(self) -> list[Webhook]:
         rows = self._db.execute(
-            "SELECT id, url, events, queues, secret, active, created_at, origin FROM webhooks "
-            "ORDER BY created_at, id"
+            "SELECT id, url, events, queues, secret, active, created_at, origin FROM webhooks ORDER BY created_at, id"
         ).fetchall()
         return [
             Webhook(
@@ -192,9 +190,7 @@ class WebhookStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             count = self._db.execute(f"DELETE FROM webhooks WHERE id IN ({marks})", tuple(ids)).rowcount
-            self._db.execute(
-                f"DELETE FROM deliveries WHERE status = ? AND webhook_id IN ({marks})", (PENDING, *ids)
-            )
+            self._db.execute(f"DELETE FROM deliveries WHERE status = ? AND webhook_id IN ({marks})", (PENDING, *ids))
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -210,8 +206,7 @@ class WebhookStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
-                "INSERT INTO deliveries (webhook_id, event, body, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (webhook_id, event, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
                 params,
             )
         except BaseException:
@@ -241,9 +236,7 @@ class WebhookStore:
         # Delivered rows leave the outbox: it holds only work to do and failures to inspect.
         self._db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
 
-    def mark_retry(
-        self, delivery_id: int, attempts: int, next_at: float, error: str, status: int | None
-    ) -> None:
+    def mark_retry(self, delivery_id: int, attempts: int, next_at: float, error: str, status: int | None) -> None:
         self._db.execute(
             "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?, last_status = ? "
             "WHERE id = ? AND status = ?",

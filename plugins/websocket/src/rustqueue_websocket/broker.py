@@ -156,8 +156,15 @@ class EventBroker:
                         continue
                     if extended_frame is None:
                         extended_frame = _encode(
-                            ExtendedFrame(event.kind, event.job_id, event.queue, event.timestamp,
-                                          event.state, event.attempt, event.reason)
+                            ExtendedFrame(
+                                event.kind,
+                                event.job_id,
+                                event.queue,
+                                event.timestamp,
+                                event.state,
+                                event.attempt,
+                                event.reason,
+                            )
                         ).decode()
                     frame = extended_frame
                 else:
