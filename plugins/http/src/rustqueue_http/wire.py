@@ -15,10 +15,10 @@ import msgspec
 
 from rustqueue_core.errors import ValidationError
 from rustqueue_core.models import (
+    JOB_OPTION_KEYS,
     FlowInfo,
     JobOptions,
     NewJob,
-    Priority,
     QueueCounts,
     QueueInfo,
 )
@@ -42,56 +42,17 @@ encode = msgspec.json.encode
 # --------------------------------------------------------------------------- request bodies
 
 
-class PushItem(msgspec.Struct, kw_only=True):
-    """One push: ``name`` and ``data`` (required; ``data`` may be null) plus flattened options.
+class PushItem(JobOptions, kw_only=True):
+    """One push: ``name`` and ``data`` (required; ``data`` may be null) plus the options, flattened.
 
     A nested ``options`` object is not a field, so it is ignored exactly as the original ignores it."""
 
     name: str
     data: Any
-    priority: Priority | None = None
-    delay_ms: int | None = None
-    max_attempts: int | None = None
-    backoff: str | None = None
-    backoff_delay_ms: int | None = None
-    ttl_ms: int | None = None
-    timeout_ms: int | None = None
-    unique_key: str | None = None
-    tags: list[str] | None = None
-    group_id: str | None = None
-    lifo: bool | None = None
-    remove_on_complete: bool | None = None
-    remove_on_fail: bool | None = None
-    custom_id: str | None = None
-    metadata: Any = None
-    depends_on: list[str] | None = None
-    flow_id: str | None = None
 
     def to_new_job(self, queue: str) -> NewJob:
-        return NewJob(
-            queue=queue,
-            name=self.name,
-            data=self.data,
-            options=JobOptions(
-                priority=self.priority,
-                delay_ms=self.delay_ms,
-                max_attempts=self.max_attempts,
-                backoff=self.backoff,
-                backoff_delay_ms=self.backoff_delay_ms,
-                ttl_ms=self.ttl_ms,
-                timeout_ms=self.timeout_ms,
-                unique_key=self.unique_key,
-                tags=self.tags,
-                group_id=self.group_id,
-                lifo=self.lifo,
-                remove_on_complete=self.remove_on_complete,
-                remove_on_fail=self.remove_on_fail,
-                custom_id=self.custom_id,
-                metadata=self.metadata,
-                depends_on=self.depends_on,
-                flow_id=self.flow_id,
-            ),
-        )
+        options = JobOptions(**{key: getattr(self, key) for key in JOB_OPTION_KEYS})
+        return NewJob(queue=queue, name=self.name, data=self.data, options=options)
 
 
 class AckBody(msgspec.Struct, kw_only=True):
