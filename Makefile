@@ -40,6 +40,7 @@ typecheck: install
 	$(UV) run --no-sync mypy
 
 bench: install
+	$(UV) sync --all-packages --locked --compile-bytecode --group bench
 	$(UV) run --no-sync python bench/run.py $(BENCH_ARGS)
 
 dist: $(UV)

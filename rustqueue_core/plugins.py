@@ -111,6 +111,8 @@ class PluginHost:
         self.trace = trace
         self.has_before_push = False
         self.has_jobs_changed = False
+        self._decides_auth = False
+        self._decides_access = False
         #: Failures of ``jobs_changed`` implementations, per plugin name.
         self.consumer_failures: Counter[str] = Counter()
         self._registered: dict[str, Registration] = {}
@@ -281,6 +283,10 @@ class PluginHost:
 
     def _plugins_changed(self) -> None:
         self.has_before_push = bool(self.pm.hook.rustqueue_before_push.get_hookimpls())
+        # Decisions are asked per request: with only the core defaults registered, answer without pluggy.
+        hook = self.pm.hook
+        self._decides_auth = any(i.plugin_name != CORE_PLUGIN for i in hook.rustqueue_authenticate.get_hookimpls())
+        self._decides_access = any(i.plugin_name != CORE_PLUGIN for i in hook.rustqueue_authorize.get_hookimpls())
         consumers = []
         for impl in reversed(self.pm.hook.rustqueue_jobs_changed.get_hookimpls()):
             if impl.wrapper or impl.hookwrapper:
@@ -482,10 +488,14 @@ class PluginHost:
     # ------------------------------------------------------------------ decisions
     def authenticate(self, credentials: Credentials) -> Principal:
         """The caller's principal; raises ``AuthError`` (or ``RateLimited``) to reject."""
+        if not (self._decides_auth or self.trace or self._recorders):
+            return ANONYMOUS
         result = self.pm.hook.rustqueue_authenticate(credentials=credentials)
         return ANONYMOUS if result is None else result
 
     def authorize(self, principal: Principal, action: str, queue: str | None) -> bool:
+        if not (self._decides_access or self.trace or self._recorders):
+            return True
         result = self.pm.hook.rustqueue_authorize(principal=principal, action=action, queue=queue)
         return True if result is None else bool(result)
 

@@ -10,6 +10,7 @@ The key is persisted: changing this encoding needs a migration.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 SORT_KEY_VERSION = 1
 _COMPLEMENT = bytes(255 - i for i in range(256))
@@ -26,6 +27,7 @@ def timestamp_us(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@lru_cache(maxsize=4096)  # a queue uses few distinct priorities; the encoding is pure
 def priority_part(ordering: str, priority: int | str) -> bytes:
     """The priority prefix of the key for a queue ``ordering``."""
     if ordering in ("fifo", "lifo"):
