@@ -105,7 +105,7 @@ def _drain(base: str) -> list[str]:
     empty = 0
     with httpx.Client(base_url=base, timeout=10) as client:
         while empty < 3:
-            reply = client.get("/api/v1/queues/work/jobs", params={"count": 5})
+            reply = client.get("/api/v1/queues/shared/jobs", params={"count": 5})
             reply.raise_for_status()
             jobs = reply.json()["jobs"]
             if not jobs:
@@ -122,7 +122,7 @@ def _drain(base: str) -> list[str]:
 def test_two_servers_share_work_without_double_delivery(two_servers: list[str]) -> None:
     first, second = two_servers
     with httpx.Client(base_url=first, timeout=10) as client:
-        reply = client.post("/api/v1/queues/work/jobs", json=[{"name": "job", "data": {"i": i}} for i in range(300)])
+        reply = client.post("/api/v1/queues/shared/jobs", json=[{"name": "job", "data": {"i": i}} for i in range(300)])
         assert reply.status_code == 201
         pushed = reply.json()["ids"]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -132,7 +132,7 @@ def test_two_servers_share_work_without_double_delivery(two_servers: list[str]) 
     assert set(taken) == set(pushed)
     assert results[1] or results[3], "the second server handed out work too"
     with httpx.Client(base_url=second, timeout=10) as client:
-        counts = client.get("/api/v1/queues/work/stats").json()["counts"]
+        counts = client.get("/api/v1/queues/shared/stats").json()["counts"]
     assert counts["completed"] == 300 and counts["active"] == 0 and counts["waiting"] == 0
 
 
