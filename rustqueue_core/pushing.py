@@ -110,6 +110,18 @@ class PushMixin(EngineBase):
         """The one push pipeline (SEMANTICS §2.3) every path ends in."""
         return await self._push(list(jobs), principal, index_names=len(jobs) != 1)
 
+    async def prepare_push(self, jobs: Sequence[NewJob], *, principal: Principal | None = None) -> PreparedPush:
+        """Steps 1 to 9 of the push pipeline without the insert, for backends that insert in the caller's
+        own transaction (transactional enqueue). Insert ``prepared.jobs`` (at ``prepared.now``), then call
+        ``prepared.committed()`` once the transaction commits, or ``prepared.abandoned()`` if it does not;
+        an ``InsertConflict`` from the insert becomes ``prepared.conflict(exc)``."""
+        self._gate_mutation()
+        items = list(jobs)
+        now = self.clock.now()
+        index_names = len(items) != 1
+        built, taken = await self._prepare(items, principal, now, index_names=index_names) if items else ([], [])
+        return PreparedPush(self, built, now, taken, index_names)
+
     # ------------------------------------------------------------------ pipeline
     async def _push(self, items: list[NewJob], principal: Principal | None, *, index_names: bool) -> list[str]:
         self._gate_mutation()
@@ -117,18 +129,16 @@ class PushMixin(EngineBase):
             return []
         now = self.clock.now()
         jobs, taken = await self._prepare(items, principal, now, index_names=index_names)
+        prepared = PreparedPush(self, jobs, now, taken, index_names)
         try:
             await self.storage.insert_jobs(jobs, now)
         except InsertConflict as conflict:
-            self._refund(taken)
-            raise DuplicateKey(
-                conflict.key, conflict.holder_id, index=conflict.index if index_names else None
-            ) from None
+            raise prepared.conflict(conflict) from None
         except BaseException:
-            self._refund(taken)
+            prepared.abandoned()
             raise
-        self._after_insert(jobs, now)
-        return [job.id for job in jobs]
+        prepared.committed()
+        return prepared.ids
 
     def _refund(self, taken: Taken) -> None:
         for bucket, n in taken:
@@ -360,3 +370,39 @@ class PushMixin(EngineBase):
             await self._fetch_into(cache, upward)
             frontier = [g for g in upward if pending(g)]
         return False
+
+
+class PreparedPush:
+    """Validated, built jobs waiting for their insert (``PushMixin.prepare_push``). Exactly one of
+    ``committed`` / ``abandoned`` takes effect; later calls do nothing."""
+
+    __slots__ = ("_done", "_engine", "_index_names", "_taken", "jobs", "now")
+
+    def __init__(self, engine: PushMixin, jobs: list[Job], now: datetime, taken: Taken, index_names: bool) -> None:
+        self._engine = engine
+        self.jobs = jobs
+        self.now = now
+        self._taken = taken
+        self._index_names = index_names
+        self._done = False
+
+    @property
+    def ids(self) -> list[str]:
+        return [job.id for job in self.jobs]
+
+    def committed(self) -> None:
+        """The insert is durable: count, wake claimers, emit ``job.pushed``."""
+        if not self._done:
+            self._done = True
+            self._engine._after_insert(self.jobs, self.now)
+
+    def abandoned(self) -> None:
+        """The insert did not happen (or rolled back): give the rate tokens back."""
+        if not self._done:
+            self._done = True
+            self._engine._refund(self._taken)
+
+    def conflict(self, conflict: InsertConflict) -> DuplicateKey:
+        """Abandon and return the ``DuplicateKey`` error an ``InsertConflict`` means for the caller."""
+        self.abandoned()
+        return DuplicateKey(conflict.key, conflict.holder_id, index=conflict.index if self._index_names else None)

@@ -222,3 +222,21 @@ async def test_paused_queue_rejects_pushes(rq: Any) -> None:
     await rq.push("q", "j")
     config: QueueConfig = await rq.get_queue_config("q")
     assert not config.paused
+
+
+async def test_prepare_push_defers_effects_until_committed(rq: Any) -> None:
+    """The transactional-enqueue seam: nothing is visible or counted until the caller commits; an
+    abandoned push gives its rate tokens back."""
+    from rustqueue_core.models import NewJob
+
+    await rq.configure_queue("tx", rate_limit_per_second=1.0, rate_limit_burst=1)
+    prepared = await rq.prepare_push([NewJob(queue="tx", name="a", data={})])
+    assert [job.queue for job in prepared.jobs] == ["tx"]
+    prepared.abandoned()  # the caller's transaction rolled back: the token comes back
+    again = await rq.prepare_push([NewJob(queue="tx", name="b", data={})])
+    await rq.storage.insert_jobs(again.jobs, again.now)
+    assert (await rq.stats("tx"))[0].published == 0
+    again.committed()
+    again.committed()  # idempotent
+    assert (await rq.stats("tx"))[0].published == 1
+    assert [job.id for job in await rq.claim("tx", 5)] == again.ids

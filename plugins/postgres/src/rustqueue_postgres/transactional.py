@@ -9,16 +9,18 @@ and announced (NOTIFY) only when the caller commits, and vanish with a rollback.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rustqueue_core.errors import DuplicateKey, RustQueueError
-from rustqueue_core.models import Job, JobOptions, NewJob
+from rustqueue_core.errors import RustQueueError
+from rustqueue_core.models import JobOptions, NewJob
 from rustqueue_core.storage import InsertConflict
 from rustqueue_postgres.storage import PostgresStorage
+
+if TYPE_CHECKING:
+    from rustqueue_core.pushing import PreparedPush
 
 _UNSET: Any = object()
 
@@ -46,27 +48,13 @@ def _items(queue: str | None, jobs: Sequence[NewJob | Mapping[str, Any]]) -> lis
     return items
 
 
-def _on_commit(connection: AsyncConnection, rq: Any, jobs: list[Job], now: datetime, taken: Any) -> None:
-    """Emit the engine's after-insert effects when the caller's transaction commits (once), or
-    give back rate tokens when it rolls back."""
-    done = False
+def _on_commit(connection: AsyncConnection, prepared: PreparedPush) -> None:
+    """The engine's after-insert effects when the caller's transaction commits, or the rate tokens
+    given back when it rolls back (``PreparedPush`` makes the first of the two win)."""
     sync = connection.sync_connection
     assert sync is not None
-
-    def committed(_conn: Any) -> None:
-        nonlocal done
-        if not done:
-            done = True
-            rq._after_insert(jobs, now)
-
-    def rolled_back(_conn: Any) -> None:
-        nonlocal done
-        if not done:
-            done = True
-            rq._refund(taken)
-
-    event.listen(sync, "commit", committed)
-    event.listen(sync, "rollback", rolled_back)
+    event.listen(sync, "commit", lambda _conn: prepared.committed())
+    event.listen(sync, "rollback", lambda _conn: prepared.abandoned())
 
 
 async def push_batch_in_transaction(
@@ -86,20 +74,16 @@ async def push_batch_in_transaction(
     items = _items(queue, jobs)
     if not items:
         return []
-    rq._gate_mutation()
-    now = rq.clock.now()
-    built, taken = await rq._prepare(items, None, now, index_names=len(items) != 1)
+    prepared = await rq.prepare_push(items)
     try:
-        await storage.insert_jobs(built, now, connection=connection)
+        await storage.insert_jobs(prepared.jobs, prepared.now, connection=connection)
     except InsertConflict as conflict:
-        rq._refund(taken)
-        index = conflict.index if len(items) != 1 else None
-        raise DuplicateKey(conflict.key, conflict.holder_id, index=index) from None
+        raise prepared.conflict(conflict) from None
     except BaseException:
-        rq._refund(taken)
+        prepared.abandoned()
         raise
-    _on_commit(connection, rq, built, now, taken)
-    return [job.id for job in built]
+    _on_commit(connection, prepared)
+    return prepared.ids
 
 
 async def push_in_transaction(
