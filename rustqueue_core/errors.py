@@ -184,6 +184,19 @@ class Unauthorized(RustQueueError):
     status = 401
 
 
+class Forbidden(RustQueueError):
+    """An authenticated caller that ``rustqueue_authorize`` does not allow to do this."""
+
+    code = "FORBIDDEN"
+    status = 403
+
+    def __init__(self, action: str, queue: str | None = None) -> None:
+        self.action = action
+        self.queue = queue
+        where = f" on queue '{queue}'" if queue else ""
+        super().__init__(f"Not allowed: {action}{where}", action=action, queue=queue)
+
+
 class AuthError(Unauthorized):
     """Raised by ``rustqueue_authenticate`` implementations to reject credentials."""
 
@@ -220,5 +233,6 @@ ERRORS_BY_CODE: dict[str, type[RustQueueError]] = {
         Closed,
         InternalError,
         Unauthorized,
+        Forbidden,
     )
 }

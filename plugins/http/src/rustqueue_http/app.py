@@ -22,7 +22,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import License
 from litestar.plugins import InitPluginProtocol
 
-from rustqueue_core.errors import RustQueueError
+from rustqueue_core.errors import Forbidden, RustQueueError
 from rustqueue_core.models import Credentials
 from rustqueue_http import wire
 from rustqueue_http.landing import GUIDE_PAGES, LANDING_HTML
@@ -143,6 +143,7 @@ def make_auth_middleware(host: PluginHost) -> Callable[[ASGIApp], ASGIApp]:
     callables in a thread, which would dominate the cost of a push."""
 
     authenticate = host.authenticate
+    authorize = host.authorize
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def authenticated(scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,12 +152,36 @@ def make_auth_middleware(host: PluginHost) -> Callable[[ASGIApp], ASGIApp]:
                 if not opt.get("rustqueue_public") and (
                     opt.get("rustqueue_protected") or scope["path"].startswith(PROTECTED_PREFIXES)
                 ):
-                    scope[PRINCIPAL_KEY] = authenticate(_credentials(scope))  # type: ignore[literal-required]
+                    principal = authenticate(_credentials(scope))
+                    scope[PRINCIPAL_KEY] = principal  # type: ignore[literal-required]
+                    action, queue = request_action(scope["method"], scope["path"])  # type: ignore[typeddict-item]
+                    if not authorize(principal, action, queue):
+                        raise Forbidden(action, queue)
             await app(scope, receive, send)
 
         return authenticated
 
     return middleware
+
+
+_JOB_ACTIONS = {"ack": "ack", "ack-batch": "ack", "fail": "fail", "cancel": "cancel", "progress": "progress",
+                "heartbeat": "heartbeat"}  # fmt: skip
+
+
+def request_action(method: str, path: str) -> tuple[str, str | None]:
+    """The ``rustqueue_authorize`` action of a request and the queue it names (the names the TCP
+    transport uses: push, pull, ack, fail, cancel, progress, heartbeat, schedule, read, admin)."""
+    parts = path.strip("/").split("/")
+    queue = parts[3] if len(parts) > 3 and parts[:3] == ["api", "v1", "queues"] else None
+    if queue is not None and len(parts) == 5 and parts[4] == "jobs":
+        return ("push" if method == "POST" else "pull"), queue
+    if len(parts) >= 4 and parts[:3] == ["api", "v1", "jobs"]:
+        action = _JOB_ACTIONS.get(parts[-1])
+        if action is not None and method == "POST":
+            return action, None
+    if len(parts) >= 3 and parts[2] == "schedules":
+        return ("read" if method == "GET" else "schedule"), None
+    return ("read" if method == "GET" else "admin"), queue
 
 
 def _credentials(scope: Scope) -> Credentials:
