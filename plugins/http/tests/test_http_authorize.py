@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.testing import AsyncTestClient
-
 import rustqueue_http.plugin as http_plugin
+from litestar.testing import AsyncTestClient
+from rustqueue_http.app import create_app, request_action
+
 from rustqueue_core import hookimpl
 from rustqueue_core.builtin.memory import MemoryStorage
 from rustqueue_core.engine import RustQueue
 from rustqueue_core.models import Principal
 from rustqueue_core.plugins import PluginHost
-from rustqueue_http.app import create_app, request_action
 
 
 class ReadOnlyReports:
