@@ -27,6 +27,7 @@ _FIELD_BY_EVENT = {
     "job.released": "released",
     "job.dlq": "dropped",
 }
+_INDEX_BY_EVENT = {kind: _SERIES_FIELDS.index(field) for kind, field in _FIELD_BY_EVENT.items()}
 _MAX_SERIES_QUEUES = 10_000
 
 
@@ -93,18 +94,23 @@ class QueueSeries:
 
     def on_events(self, events: Sequence[JobEvent]) -> None:
         """Engine listener: called with each committed batch, on the loop; must stay cheap."""
+        counts: dict[tuple[str, int], int] = {}
+        for event in events:
+            index = _INDEX_BY_EVENT.get(event.kind)
+            if index is not None:
+                key = (event.queue, index)
+                counts[key] = counts.get(key, 0) + 1
+        if not counts:
+            return
         now = int(time.time())
         bucket_start = now - now % SERIES_INTERVAL_S
-        for event in events:
-            field = _FIELD_BY_EVENT.get(event.kind)
-            if field is None:
-                continue
-            series = self._series.get(event.queue)
+        for (queue, index), n in counts.items():
+            series = self._series.get(queue)
             if series is None:
                 if len(self._series) >= _MAX_SERIES_QUEUES:
                     continue
-                series = self._series[event.queue] = _Series()
-            series.slot(bucket_start)[_SERIES_FIELDS.index(field)] += 1
+                series = self._series[queue] = _Series()
+            series.slot(bucket_start)[index] += n
 
     def rename(self, old: str, new: str) -> None:
         series = self._series.pop(old, None)

@@ -23,6 +23,7 @@ from rustqueue_qrusty.logstream import LogHub
 from rustqueue_qrusty.memory import install_monitor, memory_sampler
 from rustqueue_qrusty.service import QrustyService
 from rustqueue_qrusty.settings import QrustySettings, qrusty_settings
+from rustqueue_qrusty.wsprotocol import CoalescingWebSocketProtocol
 
 logger = logging.getLogger("rustqueue.qrusty")
 
@@ -72,7 +73,10 @@ class QrustyServer:
             log_config=None,
             server_header=False,
             timeout_graceful_shutdown=5,
-            ws="websockets-sansio",
+            ws=CoalescingWebSocketProtocol,
+            # Frames are small JSON; compressing each one costs more CPU than it saves on the wire,
+            # and qrusty's clients do not need it.
+            ws_per_message_deflate=False,
             ws_ping_interval=self.settings.ws_ping_interval_s,
             ws_ping_timeout=self.settings.ws_ping_timeout_s,
         )

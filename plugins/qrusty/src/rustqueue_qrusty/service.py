@@ -11,10 +11,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from rustqueue_core.errors import DuplicateKey, JobNotFound, RustQueueError
-from rustqueue_core.models import Job, QueueConfig
+from rustqueue_core.models import Job, JobOptions, NewJob, QueueConfig
 from rustqueue_qrusty import model
 from rustqueue_qrusty.memory import QRUSTY_LEVEL
 from rustqueue_qrusty.model import QrustyError, bad_request, not_found
@@ -26,6 +26,14 @@ logger = logging.getLogger("rustqueue.qrusty")
 #: Errors of ack / nack meaning "not found or not locked by this consumer" (qrusty's 404).
 NOT_HELD = frozenset({"JOB_NOT_FOUND", "LEASE_LOST", "INVALID_STATE"})
 MAX_BATCH_IDS = 10_000
+
+
+class _Publish(NamedTuple):
+    """A checked publish: the engine's ``push`` arguments."""
+
+    queue: str
+    payload: str
+    options: dict[str, Any]
 
 
 class QrustyService:
@@ -150,24 +158,82 @@ class QrustyService:
     # ------------------------------------------------------------------ messages
     async def publish(self, body: Any) -> dict[str, Any]:
         async with self.timed("publish"):
-            body = model.require_object(body)
-            queue = model.require_str(body, "queue")
-            assert queue is not None
-            payload = model.check_payload(body.get("payload"))
-            config = await self.queue_config(queue)
-            priority = body.get("priority")
-            if priority is None:
-                priority = "" if config.priority_kind == "text" else 0
-            options = model.publish_options(
-                model.check_priority(priority, config), model.check_max_retries(body.get("max_retries"))
-            )
+            return await self._push_one(await self._publish_item(body, {}))
+
+    async def publish_many(self, bodies: Sequence[Any]) -> list[dict[str, Any] | QrustyError]:
+        """Publish several messages in one storage transaction; one reply or error per body, in order.
+
+        Each body is checked on its own (a bad one fails alone). The valid ones go to the engine as one
+        atomic ``push_batch``; if that fails as a whole (a duplicate, a paused queue, ...), they are
+        pushed one by one so that every message gets exactly the outcome a lone publish would."""
+        started = time.perf_counter()
+        outcomes: list[dict[str, Any] | QrustyError] = []
+        pushes: list[tuple[int, _Publish]] = []
+        configs: dict[str, QueueConfig | QrustyError] = {}
+        for index, body in enumerate(bodies):
             try:
-                job_id = await self.engine.push(queue, model.MESSAGE_JOB_NAME, payload, **options)
-            except DuplicateKey as dup:
-                if dup.existing_id is None:
-                    raise QrustyError(409, "DUPLICATE", "an identical message is already queued") from None
-                return {"id": dup.existing_id, "duplicate": True}
-            return {"id": job_id}
+                pushes.append((index, await self._publish_item(body, configs)))
+                outcomes.append({})
+            except QrustyError as exc:
+                outcomes.append(exc)
+            except RustQueueError as exc:
+                outcomes.append(model.from_engine_error(exc))
+        if len(pushes) > 1:
+            try:
+                ids = await self.engine.push_batch(
+                    None,
+                    [NewJob(queue=p.queue, name=model.MESSAGE_JOB_NAME, data=p.payload, options=JobOptions(**p.options))
+                     for _, p in pushes],
+                )  # fmt: skip
+            except RustQueueError:
+                pass  # atomic: nothing was stored; the loop below gives each message its own outcome
+            else:
+                for (index, _), job_id in zip(pushes, ids, strict=True):
+                    outcomes[index] = {"id": job_id}
+                pushes = []
+        for index, item in pushes:
+            try:
+                outcomes[index] = await self._push_one(item)
+            except QrustyError as exc:
+                outcomes[index] = exc
+            except RustQueueError as exc:
+                outcomes[index] = model.from_engine_error(exc)
+        elapsed = time.perf_counter() - started
+        for outcome in outcomes:
+            self.timings.record("publish", elapsed, ok=not isinstance(outcome, QrustyError))
+        return outcomes
+
+    async def _publish_item(self, body: Any, configs: dict[str, QueueConfig | QrustyError]) -> _Publish:
+        """One publish body checked against its queue (configs are looked up once per queue)."""
+        body = model.require_object(body)
+        queue = model.require_str(body, "queue")
+        assert queue is not None
+        payload = model.check_payload(body.get("payload"))
+        config = configs.get(queue)
+        if config is None:
+            try:
+                config = configs[queue] = await self.queue_config(queue)
+            except QrustyError as exc:
+                configs[queue] = exc
+                raise
+        if isinstance(config, QrustyError):
+            raise config
+        priority = body.get("priority")
+        if priority is None:
+            priority = "" if config.priority_kind == "text" else 0
+        options = model.publish_options(
+            model.check_priority(priority, config), model.check_max_retries(body.get("max_retries"))
+        )
+        return _Publish(queue, payload, options)
+
+    async def _push_one(self, item: _Publish) -> dict[str, Any]:
+        try:
+            job_id = await self.engine.push(item.queue, model.MESSAGE_JOB_NAME, item.payload, **item.options)
+        except DuplicateKey as dup:
+            if dup.existing_id is None:
+                raise QrustyError(409, "DUPLICATE", "an identical message is already queued") from None
+            return {"id": dup.existing_id, "duplicate": True}
+        return {"id": job_id}
 
     async def consume(self, queue: str, body: Any) -> dict[str, Any] | None:
         async with self.timed("consume"):

@@ -7,6 +7,11 @@ session (its consumer id) and pushes ``deliver`` frames. Without ``credit`` fram
 up to ``AUTO_WINDOW`` unacknowledged messages in flight; the first ``credit`` frame switches it to
 credit mode, where each push spends one credit. Messages still unacknowledged when the session ends
 are released back to their queues at once.
+
+Frames are read as they arrive. Publishes go to one publisher task, which stores all the publishes
+read while its previous batch was being stored in one engine call (one transaction); every other
+frame is served in arrival order by a request task. Replies are matched by ``req_id``, so a publish
+reply may overtake the reply to an earlier frame of another kind; publishes keep their order.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +49,10 @@ LONG_POLL_S = 5.0
 #: only once it has read the reply, and pushes arriving before that would be dropped by it.
 SUBSCRIBE_GRACE_S = 0.05
 MAX_LOCK_SECS = 7 * 86_400
+#: Frames read ahead of their handling, at most (beyond it the peer waits on TCP flow control).
+MAX_INBOUND = 4096
+#: Publishes stored in one engine call, at most.
+MAX_PUBLISH_BATCH = 512
 _MUTATING = frozenset({"publish", "ack", "nack", "batch-ack", "batch-nack", "renew"})
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -163,13 +173,22 @@ class WsSession:
         self.subscriptions: dict[str, Subscription] = {}
         #: message id → (queue, monotonic lock expiry) of deliveries not yet settled.
         self.in_flight: dict[str, tuple[str, float]] = {}
-        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        #: Encoded frames waiting for the writer (None ends it).
+        self._out: deque[bytes | None] = deque()
+        self._out_ready = asyncio.Event()
+        #: Frames read but not yet handled: publishes (batched) and the rest (in order).
+        self._publishes: deque[dict[str, Any]] = deque()
+        self._publish_ready = asyncio.Event()
+        self._requests: deque[dict[str, Any]] = deque()
+        self._request_ready = asyncio.Event()
+        self._backlog = 0
+        self._room = asyncio.Event()
+        self._reading = True
         self._log_queue: asyncio.Queue[dict[str, Any]] | None = None
         self._log_task: asyncio.Task[None] | None = None
         self._closed = False
         self._tasks: set[asyncio.Future[None]] = set()
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
-            "publish": self._publish,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
             "ack": self._ack,
@@ -186,21 +205,112 @@ class WsSession:
     async def run(self) -> None:
         await self.socket.accept()
         writer = asyncio.create_task(self._writer(), name="qrusty-ws-writer")
+        publisher = asyncio.create_task(self._publisher(), name="qrusty-ws-publisher")
+        requests = asyncio.create_task(self._request_loop(), name="qrusty-ws-requests")
+        receive = self.socket.receive
         try:
             while not self._closed:
-                message = await self.socket.receive()
+                if self._backlog >= MAX_INBOUND:
+                    # Read no further ahead than this: the peer's sends then wait on TCP flow control.
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                message = await receive()
                 if message["type"] != "websocket.receive":
                     break
                 text = message.get("text")
-                await self._handle(text if text is not None else message.get("bytes") or b"")
+                self._accept_frame(text if text is not None else message.get("bytes") or b"")
         except Exception as exc:  # a peer vanishing mid-send is the normal way for sessions to end
             logger.debug("websocket session %s ended: %r", self.consumer_id, exc)
         finally:
+            # Frames already read are still handled (their effects stand as if served one by one);
+            # their replies are dropped once the socket is gone.
+            self._reading = False
+            self._publish_ready.set()
+            self._request_ready.set()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.gather(publisher, requests)
             self._closed = True
             await self._shutdown()
-            self._out.put_nowait(None)
+            self._out.append(None)
+            self._out_ready.set()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(writer, 2.0)
+
+    def _accept_frame(self, raw: str | bytes) -> None:
+        """Route one inbound frame: publishes to the publisher (batched), everything else to the request
+        loop (served one at a time, in order). Replies are matched by ``req_id``, so a publish reply may
+        overtake the reply of an earlier frame of another kind."""
+        try:
+            frame = _decoder.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            self._error(None, bad_request("frame is not valid JSON"))
+            return
+        if not isinstance(frame, dict):
+            self._error(None, bad_request("frame must be a JSON object"))
+            return
+        self._backlog += 1
+        if frame.get("type") == "publish":
+            self._publishes.append(frame)
+            self._publish_ready.set()
+        else:
+            self._requests.append(frame)
+            self._request_ready.set()
+
+    def _taken(self, n: int) -> None:
+        self._backlog -= n
+        if self._backlog < MAX_INBOUND:
+            self._room.set()
+
+    async def _publisher(self) -> None:
+        """Publishes read while the previous batch was being stored go to the engine together: one
+        storage transaction for all of them (group commit), with a reply or error for each."""
+        pending = self._publishes
+        while True:
+            if not pending:
+                if not self._reading:
+                    return
+                self._publish_ready.clear()
+                await self._publish_ready.wait()
+                continue
+            n = min(len(pending), MAX_PUBLISH_BATCH)
+            batch = [pending.popleft() for _ in range(n)]
+            self._taken(n)
+            await self._publish_batch(batch)
+
+    async def _publish_batch(self, frames: list[dict[str, Any]]) -> None:
+        try:
+            if self.service.engine.state == "starting":
+                raise QrustyError(503, "STARTING", "server is starting; retry shortly", retry_after_s=2)
+            outcomes = await self.service.publish_many(frames)
+        except QrustyError as exc:
+            for frame in frames:
+                self._error(frame.get("req_id"), exc)
+            return
+        except Exception as exc:
+            logger.exception("websocket publish failed")
+            internal = QrustyError(500, "INTERNAL", f"{type(exc).__name__}: {exc}")
+            for frame in frames:
+                self._error(frame.get("req_id"), internal)
+            return
+        for frame, outcome in zip(frames, outcomes, strict=True):
+            if isinstance(outcome, QrustyError):
+                self._error(frame.get("req_id"), outcome)
+            else:
+                self._reply("publish", frame.get("req_id"), outcome)
+
+    async def _request_loop(self) -> None:
+        pending = self._requests
+        while True:
+            if not pending:
+                if not self._reading:
+                    return
+                self._request_ready.clear()
+                await self._request_ready.wait()
+                continue
+            frame = pending.popleft()
+            self._taken(1)
+            await self._handle(frame)
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(sub.stop() for sub in self.subscriptions.values()), return_exceptions=True)
@@ -210,20 +320,28 @@ class WsSession:
             await self.release(list(self.in_flight))
 
     async def _writer(self) -> None:
-        send_text = self.socket.send_text
+        """Sends queued frames back to back: everything queued is written before the writer waits again."""
+        send = self.socket.send
+        out = self._out
         while True:
-            data = await self._out.get()
+            if not out:
+                self._out_ready.clear()
+                await self._out_ready.wait()
+                continue
+            data = out.popleft()
             if data is None:
                 return
             try:
-                await send_text(data.decode())
+                await send({"type": "websocket.send", "bytes": None, "text": data.decode()})
             except Exception:
                 self._closed = True
+                out.clear()
                 return
 
     def send(self, frame: dict[str, Any]) -> None:
         if not self._closed:
-            self._out.put_nowait(_encoder.encode(frame))
+            self._out.append(_encoder.encode(frame))
+            self._out_ready.set()
 
     # ------------------------------------------------------------------ deliveries
     def delivered(self, queue: str, jobs: list[Job]) -> None:
@@ -275,28 +393,16 @@ class WsSession:
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ requests
-    async def _handle(self, raw: str | bytes) -> None:
-        req_id: Any = None
+    async def _handle(self, frame: dict[str, Any]) -> None:
+        req_id = frame.get("req_id")
         try:
-            try:
-                frame = _decoder.decode(raw)
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                raise bad_request("frame is not valid JSON") from None
-            if not isinstance(frame, dict):
-                raise bad_request("frame must be a JSON object")
-            req_id = frame.get("req_id")
             kind = frame.get("type")
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
-            if handler is None:
+            if handler is None or not isinstance(kind, str):
                 raise QrustyError(400, "UNKNOWN_TYPE", f"unknown frame type {kind!r}")
             if kind in _MUTATING and self.service.engine.state == "starting":
                 raise QrustyError(503, "STARTING", "server is starting; retry shortly", retry_after_s=2)
-            reply = await handler(frame)
-            reply["type"] = "ok"
-            reply["op"] = kind
-            if req_id is not None:
-                reply["req_id"] = req_id
-            self.send(reply)
+            self._reply(kind, req_id, await handler(frame))
         except QrustyError as exc:
             self._error(req_id, exc)
         except RustQueueError as exc:
@@ -304,6 +410,13 @@ class WsSession:
         except Exception as exc:
             logger.exception("websocket request failed")
             self._error(req_id, QrustyError(500, "INTERNAL", f"{type(exc).__name__}: {exc}"))
+
+    def _reply(self, kind: str, req_id: Any, reply: dict[str, Any]) -> None:
+        reply["type"] = "ok"
+        reply["op"] = kind
+        if req_id is not None:
+            reply["req_id"] = req_id
+        self.send(reply)
 
     def _error(self, req_id: Any, exc: QrustyError) -> None:
         frame: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
@@ -324,9 +437,6 @@ class WsSession:
         message_id = model.require_str(frame, "id")
         assert message_id is not None
         return message_id
-
-    async def _publish(self, frame: dict[str, Any]) -> dict[str, Any]:
-        return await self.service.publish(frame)
 
     async def _subscribe(self, frame: dict[str, Any]) -> dict[str, Any]:
         queue = self._queue(frame)
