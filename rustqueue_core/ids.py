@@ -9,12 +9,14 @@ never go backwards even if the system clock does.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 
 _COUNTER_BITS = 42
 _COUNTER_MAX = (1 << _COUNTER_BITS) - 1
 _SEED_MASK = (1 << (_COUNTER_BITS - 1)) - 1
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 
 
 class UUIDv7Generator:
@@ -48,23 +50,16 @@ class UUIDv7Generator:
                 self._counter = int.from_bytes(self._random(6), "big") & _SEED_MASK
             else:
                 ms = self._last_ms
-            rand = self._random(4 * n)
+            tails = struct.unpack(f">{n}I", self._random(4 * n))
             counter = self._counter
-            for i in range(n):
+            base = (ms << 80) | _VERSION_AND_VARIANT
+            for tail in tails:
                 counter += 1
                 if counter > _COUNTER_MAX:
                     ms += 1
                     counter = int.from_bytes(self._random(6), "big") & _SEED_MASK
-                tail = int.from_bytes(rand[4 * i : 4 * i + 4], "big")
-                value = (
-                    (ms << 80)
-                    | (0x7 << 76)
-                    | ((counter >> 30) << 64)
-                    | (0b10 << 62)
-                    | ((counter & 0x3FFFFFFF) << 32)
-                    | tail
-                )
-                out.append(value)
+                    base = (ms << 80) | _VERSION_AND_VARIANT
+                out.append(base | ((counter >> 30) << 64) | ((counter & 0x3FFFFFFF) << 32) | tail)
             self._last_ms = ms
             self._counter = counter
         return out

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -15,7 +15,7 @@ from rustqueue_core.ids import new_ids
 from rustqueue_core.memory_pressure import CRITICAL
 from rustqueue_core.models import Job, JobOptions, NewJob, Principal, QueueConfig
 from rustqueue_core.ratelimit import TokenBucket
-from rustqueue_core.sortkey import sort_key, timestamp_us
+from rustqueue_core.sortkey import complement, sort_key, sort_key_prefix, timestamp_us
 from rustqueue_core.storage import InsertConflict
 from rustqueue_core.validation import (
     check_data,
@@ -27,12 +27,14 @@ from rustqueue_core.validation import (
 )
 
 _UNSET: Any = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_OPTIONS = JobOptions()
 _canonical = msgspec.json.Encoder(order="sorted")
 _DEAD_PARENT = frozenset({"dlq", "cancelled"})
 _STATE_DEBUG = {"dlq": "Dlq", "cancelled": "Cancelled"}
 
 Taken = list[tuple[TokenBucket, int]]
+_copy_job: Callable[[Job], Job] = Job.__copy__  # type: ignore[attr-defined]
 _MAX_CACHED_PLANS = 10_000
 
 
@@ -45,6 +47,54 @@ class _QueuePlan(msgspec.Struct, kw_only=True):
     ttl_ms: int | None
     remove_on_complete: bool
     remove_on_fail: bool
+    plain: _PlainJob | None = None
+
+
+class _PlainJob(msgspec.Struct, kw_only=True):
+    """What a job pushed without options to one queue gets (see ``_build``): every field but the id,
+    name, data, times, sort key and content key is the template's. Cached with the queue's plan."""
+
+    template: Job
+    allow_duplicates: bool
+    ttl_ms: int | None
+    key_prefix: bytes
+    complement_tail: bool
+
+    @classmethod
+    def of(cls, queue: str, plan: _QueuePlan) -> _PlainJob:
+        config = plan.config
+        priority: int | str = "" if config.priority_kind == "text" else 0
+        key_prefix, complement_tail = sort_key_prefix(config.ordering, priority, False)
+        template = Job(
+            id="",
+            name="",
+            queue=queue,
+            state="waiting",
+            priority=priority,
+            created_at=_EPOCH,
+            updated_at=_EPOCH,
+            max_attempts=plan.max_attempts,
+            backoff=plan.backoff,
+            backoff_delay_ms=plan.backoff_delay_ms,
+            ttl_ms=plan.ttl_ms,
+            timeout_ms=plan.timeout_ms,
+            lifo=False,
+            remove_on_complete=plan.remove_on_complete,
+            remove_on_fail=plan.remove_on_fail,
+        )
+        return cls(
+            template=template,
+            allow_duplicates=config.allow_duplicates,
+            ttl_ms=plan.ttl_ms,
+            key_prefix=key_prefix,
+            complement_tail=complement_tail,
+        )
+
+    def at(self, now: datetime, created_us: int) -> tuple[bytes, datetime | None]:
+        """The sort key up to the id, and ``expires_at``, of such jobs created at ``now``."""
+        created = created_us.to_bytes(8, "big")
+        head = self.key_prefix + (complement(created) if self.complement_tail else created)
+        return head, (now + timedelta(milliseconds=self.ttl_ms) if self.ttl_ms else None)
 
 
 def content_key(name: str, data: Any) -> str:
@@ -176,10 +226,18 @@ class PushMixin(EngineBase):
             host.before_push(items, principal)
         configs = self._configs
         queue_sizes: dict[str, int] = {}
+        # Names repeat within a batch: an object already checked needs no second look.
+        checked_queue: object = _UNSET
+        checked_name: object = _UNSET
         for i, item in enumerate(items):
             index = i if index_names else None
-            queue = check_queue_name(item.queue, index)
-            check_job_name(item.name, index)
+            queue = item.queue
+            if queue is not checked_queue:
+                check_queue_name(queue, index)
+                checked_queue = queue
+            if item.name is not checked_name:
+                check_job_name(item.name, index)
+                checked_name = item.name
             check_data(item.data, index)
             opts = item.options
             if opts is not _EMPTY_OPTIONS and opts != _EMPTY_OPTIONS:
@@ -247,6 +305,7 @@ class PushMixin(EngineBase):
             remove_on_complete=bool(_first(q.remove_on_complete, s.remove_on_complete)),
             remove_on_fail=bool(_first(q.remove_on_fail, s.remove_on_fail)),
         )
+        plan.plain = _PlainJob.of(queue, plan)
         if len(self._plan_cache) >= _MAX_CACHED_PLANS:
             self._plan_cache.clear()
         self._plan_cache[queue] = (stored, s, None if stored is None else stored.job_defaults, plan)
@@ -257,12 +316,40 @@ class PushMixin(EngineBase):
         ids = new_ids(len(items))
         jobs: list[Job] = []
         plans: dict[str, _QueuePlan] = {}
+        # Per queue, the parts of jobs without options (most jobs of a batch) that depend on ``now``.
+        plain: dict[str, tuple[_PlainJob, bytes, datetime | None]] = {}
+        empty = _EMPTY_OPTIONS
         for (job_id, raw_id), item in zip(ids, items, strict=True):
+            o = item.options
+            if o is empty or o == empty:
+                entry = plain.get(item.queue)
+                if entry is None:
+                    plan = plans.get(item.queue)
+                    if plan is None:
+                        plan = plans[item.queue] = self._queue_plan(item.queue)
+                    assert plan.plain is not None
+                    entry = plain[item.queue] = (plan.plain, *plan.plain.at(now, created_us))
+                spec, key_head, expires_at = entry
+                # A copy of the queue's template with the per-job fields set: cheaper than the constructor.
+                job = _copy_job(spec.template)
+                job.id = job_id
+                job.name = item.name
+                job.data = item.data
+                job.created_at = now
+                job.updated_at = now
+                job.logs = []
+                job.tags = []
+                job.depends_on = []
+                job.expires_at = expires_at
+                job.sort_key = key_head + (complement(raw_id) if spec.complement_tail else raw_id)
+                if not spec.allow_duplicates:
+                    job.unique_key = content_key(item.name, item.data)
+                jobs.append(job)
+                continue
             plan = plans.get(item.queue)
             if plan is None:
                 plan = plans[item.queue] = self._queue_plan(item.queue)
             config = plan.config
-            o = item.options
             priority: int | str = (
                 o.priority if o.priority is not None else ("" if config.priority_kind == "text" else 0)
             )

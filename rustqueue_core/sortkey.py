@@ -46,3 +46,13 @@ def sort_key(ordering: str, priority: int | str, lifo: bool, created_us: int, ra
     if lifo or ordering == "lifo":
         return prefix + b"\x00" + tail.translate(_COMPLEMENT)
     return prefix + b"\x01" + tail
+
+
+def sort_key_prefix(ordering: str, priority: int | str, lifo: bool) -> tuple[bytes, bool]:
+    """The part of :func:`sort_key` before the time, and whether time and id go in complemented: jobs
+    of one queue and priority share it, so ``prefix + tail`` (or ``prefix + complement(tail)``) with
+    ``tail = created_us.to_bytes(8, "big") + raw_id`` equals ``sort_key(...)``."""
+    prefix = priority_part(ordering, priority)
+    if lifo or ordering == "lifo":
+        return prefix + b"\x00", True
+    return prefix + b"\x01", False

@@ -190,6 +190,8 @@ def check_options(opts: JobOptions, index: int | None = None) -> None:
 
 def options_from_mapping(raw: Mapping[str, Any], index: int | None = None, strict: bool = False) -> JobOptions:
     """Build ``JobOptions`` from keywords or a wire mapping. Unknown keys fail when ``strict``."""
+    if not strict and _OPTION_KEYS.isdisjoint(raw):
+        return JobOptions()
     present = raw.keys() & _OPTION_KEYS
     if strict and len(present) != len(raw):
         unknown = sorted(k for k in raw if k not in _OPTION_KEYS)

@@ -18,7 +18,7 @@ from rustqueue_core.builtin.sqlite_schema import (
     encode_field,
     encode_json,
     from_us,
-    job_to_row,
+    job_row_values,
     row_to_job,
 )
 from rustqueue_core.models import Job
@@ -192,9 +192,12 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[Job]) -> None:
     insert, and most optional fields of a new job are unset): one ``executemany`` per row shape."""
     by_shape: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
     for job in jobs:
-        row = job_to_row(job)
+        row = job_row_values(job)
         shape = tuple([v is not None for v in row])
-        by_shape.setdefault(shape, []).append(tuple([v for v in row if v is not None]))
+        rows = by_shape.get(shape)
+        if rows is None:
+            rows = by_shape[shape] = []
+        rows.append(tuple([v for v in row if v is not None]))
     for shape, rows in by_shape.items():
         conn.executemany(_insert_for(shape), rows)
     deps = [(parent, j.id) for j in jobs for parent in j.depends_on]

@@ -171,50 +171,61 @@ def _opt_list(value: list[Any]) -> bytes | None:
     return encode_json(value) if value else None
 
 
+_astuple = msgspec.structs.astuple
+_DATA, _RESULT, _LOGS, _PRIORITY, _TAGS, _METADATA, _DEPENDS_ON = (
+    JOB_COLUMNS.index(name) for name in ("data", "result", "logs", "priority", "tags", "metadata", "depends_on")
+)
+_TIME_COLUMNS = tuple(
+    JOB_COLUMNS.index(name)
+    for name in (
+        "delay_until",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "completed_at",
+        "last_heartbeat",
+        "lease_expires_at",
+        "expires_at",
+        "deadline_at",
+    )
+)
+_FLAG_COLUMNS = tuple(JOB_COLUMNS.index(name) for name in ("lifo", "remove_on_complete", "remove_on_fail"))
+
+
+def job_row_values(job: Job) -> list[Any]:
+    """A Job's column values in :data:`JOB_COLUMNS` order, encoded for SQLite (see the module doc).
+
+    Starts from the struct's own field tuple (one C call) and re-encodes only the columns whose SQLite
+    form differs; the timestamps of one job are usually the same object (``now``), converted once."""
+    row = list(_astuple(job))
+    row[_DATA] = encode_json(row[_DATA])
+    if row[_RESULT] is not None:
+        row[_RESULT] = encode_json(row[_RESULT])
+    row[_LOGS] = encode_json(row[_LOGS]) if row[_LOGS] else None
+    priority = row[_PRIORITY]
+    if isinstance(priority, int) and not _INT64_MIN <= priority <= _INT64_MAX:
+        row[_PRIORITY] = encode_json(priority)
+    last: datetime | None = None
+    last_us = 0
+    for i in _TIME_COLUMNS:
+        when = row[i]
+        if when is not None:
+            if when is not last:
+                last = when
+                last_us = to_us(when)
+            row[i] = last_us
+    row[_TAGS] = encode_json(row[_TAGS]).decode() if row[_TAGS] else None
+    if row[_METADATA] is not None:
+        row[_METADATA] = encode_json(row[_METADATA])
+    row[_DEPENDS_ON] = encode_json(row[_DEPENDS_ON]) if row[_DEPENDS_ON] else None
+    for i in _FLAG_COLUMNS:
+        row[i] = int(row[i])
+    return row
+
+
 def job_to_row(job: Job) -> tuple[Any, ...]:
     """A Job as a tuple in :data:`JOB_COLUMNS` order."""
-    return (
-        job.id,
-        job.custom_id,
-        job.name,
-        job.queue,
-        encode_json(job.data),
-        _opt_json(job.result),
-        job.state,
-        job.progress,
-        _opt_list(job.logs),
-        encode_priority(job.priority),
-        opt_us(job.delay_until),
-        to_us(job.created_at),
-        to_us(job.updated_at),
-        opt_us(job.started_at),
-        opt_us(job.completed_at),
-        job.max_attempts,
-        job.attempt,
-        job.backoff,
-        job.backoff_delay_ms,
-        job.last_error,
-        job.ttl_ms,
-        job.timeout_ms,
-        job.unique_key,
-        encode_json(job.tags).decode() if job.tags else None,
-        job.group_id,
-        _opt_json(job.metadata),
-        _opt_list(job.depends_on),
-        job.flow_id,
-        int(job.lifo),
-        int(job.remove_on_complete),
-        int(job.remove_on_fail),
-        job.worker_id,
-        opt_us(job.last_heartbeat),
-        job.deliveries,
-        job.lease_token,
-        opt_us(job.lease_expires_at),
-        job.lease_ms,
-        opt_us(job.expires_at),
-        opt_us(job.deadline_at),
-        job.sort_key,
-    )
+    return tuple(job_row_values(job))
 
 
 def row_to_job(r: tuple[Any, ...] | Any) -> Job:

@@ -97,3 +97,34 @@ def test_sqlite_expiry_scan_uses_its_partial_index() -> None:
     plan = " ".join(str(row) for row in conn.execute("EXPLAIN QUERY PLAN " + select))
     assert "jobs_expires" in plan
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected_prefix_len"),
+    [
+        ({}, 10),  # max_first numeric: 9 priority bytes + the lifo flag
+        ({"ordering": "fifo"}, 1),
+        ({"ordering": "lifo"}, 1),
+        ({"ordering": "min_first"}, 10),
+        ({"allow_duplicates": False}, 10),
+        ({"job_defaults": {"ttl_ms": 60_000, "max_attempts": 7, "timeout_ms": 5_000}}, 10),
+    ],
+)
+async def test_option_free_pushes_build_the_same_job_as_the_general_path(
+    rq: Any, config: dict[str, Any], expected_prefix_len: int
+) -> None:
+    """A push without options takes a faster, template-based build; it must build exactly what the
+    general path builds when the same values are given explicitly."""
+    await rq.create_queue("tpl", **config)
+    fast_id = await rq.push("tpl", "job", {"n": 1})
+    general_id = await rq.push("tpl", "job", {"n": 2}, priority=0, lifo=False)
+    fast, general = await rq.get_jobs([fast_id, general_id])
+    assert fast is not None and general is not None
+    differ = {"id", "data", "sort_key", "created_at", "updated_at", "expires_at", "unique_key"}
+    for field in fast.__struct_fields__:
+        if field not in differ:
+            assert getattr(fast, field) == getattr(general, field), field
+    assert fast.sort_key[:expected_prefix_len] == general.sort_key[:expected_prefix_len]
+    assert (fast.expires_at is None) == (general.expires_at is None)
+    if config.get("allow_duplicates") is False:
+        assert fast.unique_key is not None and fast.unique_key != general.unique_key
