@@ -157,3 +157,27 @@ async def test_pipelined_requests_on_one_connection_are_all_answered(engine):
         await writer.wait_closed()
     assert len(set(ids)) == 3
     assert (await engine.counts("pipe")).waiting == 3
+
+
+async def test_bodies_arriving_in_several_parts_are_read_whole_and_size_checked(engine):
+    """A chunked body reaches the app as several receive messages: it is joined, and the size limit
+    still applies to what actually arrives (no Content-Length to bail out on early)."""
+    config = Config(data={"server": {"host": "127.0.0.1", "http_port": 0}, "http": {"max_body_bytes": 4096}})
+
+    async def parts(*chunks: bytes):
+        for chunk in chunks:
+            yield chunk
+            await asyncio.sleep(0.01)  # separate TCP writes, so separate receive messages
+
+    async with (
+        serve_http(engine, config) as running,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}", timeout=10) as client,
+    ):
+        pushed = await client.post("/api/v1/queues/parts/jobs", content=parts(b'{"name":"split",', b'"data":{"n":7}}'))
+        assert pushed.status_code == 201, pushed.text
+        job = (await client.get(f"/api/v1/jobs/{pushed.json()['id']}")).json()["job"]
+        assert job["name"] == "split" and job["data"] == {"n": 7}
+
+        oversized = parts(b'{"name":"big","data":"', b"x" * 3000, b"y" * 3000, b'"}')
+        response = await client.post("/api/v1/queues/parts/jobs", content=oversized)
+        assert response.status_code == 413 and response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

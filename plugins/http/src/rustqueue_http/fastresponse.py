@@ -1,4 +1,4 @@
-"""A lean response for pre-encoded JSON bodies.
+"""A lean response for pre-encoded JSON bodies, and a lean reader of small request bodies.
 
 Handlers encode their answers with msgspec already; Litestar's generic ``Response`` would then rebuild
 headers, cookies and content negotiation for every request, which costs about as much as the push
@@ -8,9 +8,13 @@ describes the body) and goes straight to a two-message ASGI answer.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from litestar import Response
+from litestar import Request, Response
+from litestar.exceptions import InternalServerException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import Empty
 
 if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send
@@ -51,3 +55,52 @@ class JsonBytes(Response[Any]):
             for name, value in self._raw_headers.items():
                 headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         return RawJsonApp(self._raw_body, self._raw_status, headers)
+
+
+async def read_body(request: Request[Any, Any, Any]) -> bytes:
+    """``await request.body()`` without its per-request header parsing and async generator.
+
+    A small JSON body arrives as one ``http.request`` message; only then does this path differ from
+    Litestar's (same size limit, same errors, and the body is cached where ``request.body()`` looks).
+    Anything else (cached body, streamed body, early disconnect) goes through ``request.body()``."""
+    state = request._connection_state
+    if request._body is not Empty or state.body is not Empty or not request.is_connected:
+        return await request.body()
+    message = await request.receive()
+    if message["type"] != "http.request" or message.get("more_body", False):
+        return await _read_rest(request, message)
+    body: bytes = message["body"]
+    if len(body) > (request.route_handler.resolve_request_max_body_size() or math.inf):
+        raise RequestEntityTooLarge
+    request.is_connected = False
+    request._body = state.body = body
+    return body
+
+
+async def _read_rest(request: Request[Any, Any, Any], first: Any) -> bytes:
+    """The rest of a body sent in several messages, with Litestar's checks (size announced and
+    received, disconnect)."""
+    limit = request.route_handler.resolve_request_max_body_size() or math.inf
+    announced = request.content_length
+    if announced is not None and announced > limit:
+        raise RequestEntityTooLarge
+    chunks: list[bytes] = []
+    received = 0
+    message = first
+    while True:
+        if message["type"] == "http.request":
+            chunk = message["body"]
+            if chunk:
+                received += len(chunk)
+                if received > limit:
+                    raise RequestEntityTooLarge
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise InternalServerException("client disconnected prematurely")
+        message = await request.receive()
+    body = b"".join(chunks)
+    request.is_connected = False
+    request._body = request._connection_state.body = body
+    return body

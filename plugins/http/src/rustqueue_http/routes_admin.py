@@ -10,6 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from rustqueue_http import schemas, wire
+from rustqueue_http.fastresponse import read_body
 from rustqueue_http.routes_jobs import ERRORS, AnyRequest, json_response, ok_response, raw_json_response
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def queue_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         responses=ERRORS,
     )
     async def retry_dlq(request: AnyRequest, queue: FromPath[str]) -> Response[schemas.CountResponse]:
-        body = wire.decode_optional_body(wire.IDS_DECODER, await request.body())
+        body = wire.decode_optional_body(wire.IDS_DECODER, await read_body(request))
         retried = failed = 0
         if body is not None and body.ids is not None:
             result = await engine.retry([wire.check_job_id(job_id) for job_id in body.ids])
@@ -155,7 +156,7 @@ def schedule_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         responses=ERRORS,
     )
     async def create_schedule(request: AnyRequest) -> Response[schemas.ScheduleResponse]:
-        body = wire.decode_body(wire.SCHEDULE_DECODER, await request.body())
+        body = wire.decode_body(wire.SCHEDULE_DECODER, await read_body(request))
         schedule = await engine.create_schedule(body.to_fields())
         return json_response({"ok": True, "schedule": wire.schedule_to_wire(schedule)}, status=201)
 

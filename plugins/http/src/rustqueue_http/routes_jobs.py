@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from rustqueue_core.errors import ERRORS_BY_CODE, JobNotFound, RustQueueError, ValidationError
 from rustqueue_http import schemas, wire
-from rustqueue_http.fastresponse import JsonBytes
+from rustqueue_http.fastresponse import JsonBytes, read_body
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
@@ -78,7 +78,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         responses=ERRORS,
     )
     async def push_jobs(request: AnyRequest, queue: FromPath[str]) -> Response[schemas.PushResponse]:
-        decoded = wire.decode_body(wire.PUSH_DECODER, await request.body())
+        decoded = wire.decode_body(wire.PUSH_DECODER, await read_body(request))
         principal = cast("Principal | None", request.scope.get(PRINCIPAL_KEY))  # type: ignore[call-overload]
         if isinstance(decoded, list):
             ids = await engine.push_jobs([item.to_new_job(queue) for item in decoded], principal=principal)
@@ -153,7 +153,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
     )
     async def ack_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
-        body = wire.decode_optional_body(wire.ACK_DECODER, await request.body())
+        body = wire.decode_optional_body(wire.ACK_DECODER, await read_body(request))
         if body is None:
             await engine.ack(job_id)
         else:
@@ -169,7 +169,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
         responses=ERRORS,
     )
     async def ack_batch(request: AnyRequest) -> Response[schemas.BatchAckResult]:
-        body = wire.decode_body(wire.ACK_BATCH_DECODER, await request.body())
+        body = wire.decode_body(wire.ACK_BATCH_DECODER, await read_body(request))
         items: list[dict[str, Any]]
         if body.items is not None:
             items = []
@@ -195,7 +195,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
     )
     async def fail_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.FailResponse]:
         job_id = wire.check_job_id(job_id)
-        body = wire.decode_body(wire.FAIL_DECODER, await request.body())
+        body = wire.decode_body(wire.FAIL_DECODER, await read_body(request))
         outcome = await engine.fail(
             job_id, body.error, token=body.lease_token, retry_delay_ms=body.retry_delay_ms, dead=body.dead
         )
@@ -218,7 +218,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
     )
     async def progress_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
-        body = wire.decode_body(wire.PROGRESS_DECODER, await request.body())
+        body = wire.decode_body(wire.PROGRESS_DECODER, await read_body(request))
         if not 0 <= body.progress <= 255:
             raise wire.UnprocessableBody("progress must be an integer between 0 and 255")
         await engine.progress(job_id, body.progress, body.message, token=body.lease_token)
@@ -233,7 +233,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
     )
     async def heartbeat_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
-        token = wire.lenient_lease_token(await request.body())
+        token = wire.lenient_lease_token(await read_body(request))
         raise_item_error(await engine.heartbeat(job_id, token=token))
         return ok_response()
 
@@ -246,7 +246,7 @@ def job_route_handlers(engine: RustQueue) -> list[HTTPRouteHandler]:
     )
     async def release_job(request: AnyRequest, job_id: FromPath[str]) -> Response[schemas.OkResponse]:
         job_id = wire.check_job_id(job_id)
-        token = wire.lenient_lease_token(await request.body())
+        token = wire.lenient_lease_token(await read_body(request))
         raise_item_error(await engine.release(job_id, token=token))
         return ok_response()
 

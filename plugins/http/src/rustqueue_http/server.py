@@ -49,7 +49,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _http_protocol() -> Any:
+def http_protocol() -> Any:
     """The httptools protocol with coalesced writes when httptools is installed, else uvicorn's choice."""
     try:
         from rustqueue_http.transport import CoalescingHttpToolsProtocol
@@ -93,7 +93,7 @@ class HttpServer:
         self.port = self._sock.getsockname()[1]
         uv_config = uvicorn.Config(
             app,
-            http=_http_protocol(),
+            http=http_protocol(),
             lifespan="off",
             proxy_headers=False,
             access_log=False,

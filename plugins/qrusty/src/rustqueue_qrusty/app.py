@@ -15,7 +15,7 @@ from litestar import Litestar, Request, Response, delete, get, post, websocket
 from litestar.connection import WebSocket
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath
+from rustqueue_http.fastresponse import JsonBytes, read_body
 
 from rustqueue_core.errors import RustQueueError
 from rustqueue_qrusty import model
@@ -35,11 +35,13 @@ _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
 
-def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(_encoder.encode(value), status_code=status, media_type="application/json", headers=headers)
+def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
+    # JsonBytes goes straight to a two-message ASGI answer: Litestar's generic Response would rebuild
+    # headers, cookies and content negotiation on every request.
+    return JsonBytes(_encoder.encode(value), status, headers)
 
 
-def _starting_response() -> Response[bytes]:
+def _starting_response() -> Response[Any]:
     body = {"status": "starting", "message": STARTING_MESSAGE, "retry_after_secs": RETRY_AFTER_SECS}
     return _json(body, 503, {"Retry-After": str(RETRY_AFTER_SECS)})
 
@@ -49,8 +51,15 @@ def _service(request: Request[Any, Any, Any] | WebSocket[Any, Any, Any]) -> Qrus
     return service
 
 
+def _path(request: Request[Any, Any, Any], name: str) -> str:
+    """A path parameter, read from the scope: handlers taking only ``request`` skip Litestar's
+    per-request signature model."""
+    value: str = request.scope["path_params"][name]
+    return value
+
+
 async def _body(request: Request[Any, Any, Any]) -> Any:
-    raw = await request.body()
+    raw = await read_body(request)
     if not raw.strip():
         return None
     try:
@@ -62,18 +71,18 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
 # --------------------------------------------------------------------------- errors and the gate
 
 
-def qrusty_error_handler(_: Request[Any, Any, Any], exc: QrustyError) -> Response[bytes]:
+def qrusty_error_handler(_: Request[Any, Any, Any], exc: QrustyError) -> Response[Any]:
     if exc.code == "STARTING":
         return _starting_response()
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
     return _json({"status": "error", "code": exc.code, "message": exc.message}, exc.status, headers)
 
 
-def engine_error_handler(request: Request[Any, Any, Any], exc: RustQueueError) -> Response[bytes]:
+def engine_error_handler(request: Request[Any, Any, Any], exc: RustQueueError) -> Response[Any]:
     return qrusty_error_handler(request, model.from_engine_error(exc))
 
 
-def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if status == 404:
         message = f"no route for {request.method} {request.url.path}"
@@ -87,12 +96,12 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     return _json({"status": "error", "code": code, "message": message}, status)
 
 
-def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled error in %s %s", request.method, request.url.path)
     return _json({"status": "error", "code": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"}, 500)
 
 
-async def startup_gate(request: Request[Any, Any, Any]) -> Response[bytes] | None:
+async def startup_gate(request: Request[Any, Any, Any]) -> Response[Any] | None:
     """Mutating routes answer 503 while the engine is still recovering (QRUSTY-PROTOCOL §0.2)."""
     if request.route_handler.opt.get("qrusty_mutating") and _service(request).engine.state == "starting":
         return _starting_response()
@@ -103,7 +112,7 @@ async def startup_gate(request: Request[Any, Any, Any]) -> Response[bytes] | Non
 
 
 @get("/health")
-async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def health(request: Request[Any, Any, Any]) -> Response[Any]:
     service = _service(request)
     state = service.engine.state
     if state == "starting":
@@ -116,37 +125,39 @@ async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @post("/create-queue", status_code=200, opt=MUTATING)
-async def create_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def create_queue(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).create_queue(await _body(request)))
 
 
 @post("/update-queue", status_code=200, opt=MUTATING)
-async def update_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def update_queue(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).update_queue(await _body(request)))
 
 
 @delete("/delete-queue/{queue:str}", status_code=200, opt=MUTATING)
-async def delete_queue(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def delete_queue(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue = _path(request, "queue")
     return _json(await _service(request).delete_queue(queue))
 
 
 @post("/purge-queue/{queue:str}", status_code=200, opt=MUTATING)
-async def purge_queue(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def purge_queue(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue = _path(request, "queue")
     return _json(await _service(request).purge_queue(queue))
 
 
 @get("/queues")
-async def list_queues(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def list_queues(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).list_queues())
 
 
 @post("/purge-all", status_code=200, opt=MUTATING)
-async def purge_all(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def purge_all(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).purge_all())
 
 
 @post("/delete-all", status_code=200, opt=MUTATING)
-async def delete_all(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def delete_all(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).delete_all())
 
 
@@ -154,17 +165,19 @@ async def delete_all(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @post("/publish", status_code=200, opt=MUTATING)
-async def publish(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def publish(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).publish(await _body(request)))
 
 
 @post("/consume/{queue:str}", status_code=200, opt=MUTATING)
-async def consume(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def consume(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue = _path(request, "queue")
     return _json(await _service(request).consume(queue, await _body(request)))
 
 
 @post("/ack/{queue:str}/{message_id:str}", status_code=200, opt=MUTATING)
-async def ack(request: Request[Any, Any, Any], queue: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
+async def ack(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue, message_id = _path(request, "queue"), _path(request, "message_id")
     consumer = consumer_of(await _body(request))
     if not await _service(request).ack(queue, message_id, consumer):
         raise not_found(f"message '{message_id}' not found or not locked by consumer '{consumer}'")
@@ -172,7 +185,8 @@ async def ack(request: Request[Any, Any, Any], queue: FromPath[str], message_id:
 
 
 @post("/nack/{queue:str}/{message_id:str}", status_code=200, opt=MUTATING)
-async def nack(request: Request[Any, Any, Any], queue: FromPath[str], message_id: FromPath[str]) -> Response[bytes]:
+async def nack(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue, message_id = _path(request, "queue"), _path(request, "message_id")
     consumer = consumer_of(await _body(request))
     outcome = await _service(request).nack(queue, message_id, consumer)
     if outcome is None:
@@ -181,13 +195,13 @@ async def nack(request: Request[Any, Any, Any], queue: FromPath[str], message_id
 
 
 @post("/ack-batch/{queue:str}", status_code=200, opt=MUTATING)
-async def ack_batch(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def ack_batch(request: Request[Any, Any, Any]) -> Response[Any]:
     body = model.require_object(await _body(request))
     return _json(await _service(request).ack_batch(ids_of(body), consumer_of(body)))
 
 
 @post("/nack-batch/{queue:str}", status_code=200, opt=MUTATING)
-async def nack_batch(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def nack_batch(request: Request[Any, Any, Any]) -> Response[Any]:
     body = model.require_object(await _body(request))
     return _json(await _service(request).nack_batch(ids_of(body), consumer_of(body)))
 
@@ -196,27 +210,29 @@ async def nack_batch(request: Request[Any, Any, Any], queue: FromPath[str]) -> R
 
 
 @get("/stats")
-async def stats(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def stats(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(await _service(request).stats())
 
 
 @get("/queue-stats/{queue:str}")
-async def queue_stats(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def queue_stats(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue = _path(request, "queue")
     return _json(await _service(request).queue_stats(queue))
 
 
 @get("/queues/{queue:str}/metrics")
-async def queue_metrics(request: Request[Any, Any, Any], queue: FromPath[str]) -> Response[bytes]:
+async def queue_metrics(request: Request[Any, Any, Any]) -> Response[Any]:
+    queue = _path(request, "queue")
     return _json(await _service(request).queue_metrics(queue))
 
 
 @get("/operation-timings")
-async def operation_timings(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def operation_timings(request: Request[Any, Any, Any]) -> Response[Any]:
     return _json(_service(request).timings.snapshot())
 
 
 @get("/logs")
-async def recent_logs(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def recent_logs(request: Request[Any, Any, Any]) -> Response[Any]:
     """The most recent server log lines (what ``subscribe-logs`` streams), for a UI's first paint."""
     logs: LogHub | None = request.app.state.get(LOGS_KEY)
     return _json({"lines": list(logs.recent) if logs is not None else []})

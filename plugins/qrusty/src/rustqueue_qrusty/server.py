@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import uvicorn
-from rustqueue_http.server import bind_socket
+from rustqueue_http.server import bind_socket, http_protocol
 
 from rustqueue_qrusty import dashboard_api
 from rustqueue_qrusty.app import create_app
@@ -68,7 +68,9 @@ class QrustyServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.service, self.logs),
+            http=http_protocol(),
             lifespan="off",
+            proxy_headers=False,
             access_log=False,
             log_config=None,
             server_header=False,
