@@ -553,3 +553,20 @@ class PluginHost:
         from rustqueue_core.plugin_listing import describe_plugins
 
         return describe_plugins(self, available=available)
+
+
+def bind_to_engine(engine: Any, plugin: Any, name: str) -> Callable[[], None]:
+    """Register ``plugin`` (hook implementations bound to one engine's state) on that engine's host for
+    as long as a lifespan runs, or, for an engine without a host, its ``rustqueue_jobs_changed`` as an
+    in-process event listener. Returns the function that detaches it again."""
+    host = getattr(engine, "host", None)
+    if host is None:
+        remove: Callable[[], None] = engine.add_listener(plugin.rustqueue_jobs_changed)
+        return remove
+    host.register(plugin, name)
+
+    def detach() -> None:
+        with contextlib.suppress(ValueError, KeyError):
+            host.unregister(plugin)
+
+    return detach

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rustqueue_core import RustQueueError, hookimpl
+from rustqueue_core.plugins import bind_to_engine
 from rustqueue_metrics.config import MetricsConfig
 
 if TYPE_CHECKING:
@@ -58,21 +59,6 @@ class EngineBinding:
         return self.metrics.job_middleware(queue)
 
 
-def attach(engine: Any, binding: EngineBinding, name: str) -> Callable[[], None]:
-    """Register ``binding`` with the engine's host (or as an event listener when it has none)."""
-    host = getattr(engine, "host", None)
-    if host is None:
-        remove: Callable[[], None] = engine.add_listener(binding.rustqueue_jobs_changed)
-        return remove
-    host.register(binding, name)
-
-    def detach() -> None:
-        with contextlib.suppress(ValueError, KeyError):
-            host.unregister(binding)
-
-    return detach
-
-
 class MetricsPlugin:
     """The plugin; ``config`` overrides the configuration file's ``[metrics]`` section."""
 
@@ -96,7 +82,7 @@ class MetricsPlugin:
         with contextlib.suppress(RustQueueError):  # not ready yet: the first scrape sets the baseline
             await metrics.count_schedule_fires()  # baseline: fires from now on are counted
         binding = EngineBinding(metrics)
-        detach = attach(engine, binding, f"metrics-engine-{id(binding):x}")
+        detach = bind_to_engine(engine, binding, f"metrics-engine-{id(binding):x}")
         previous = _METRICS.get(engine)
         _METRICS[engine] = metrics
         try:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rustqueue_core import hookimpl
 from rustqueue_core.models import HealthCheck
+from rustqueue_core.plugins import bind_to_engine
 from rustqueue_webhooks.config import WebhooksConfig
 
 if TYPE_CHECKING:
@@ -60,22 +61,6 @@ class EngineBinding:
     @hookimpl
     def rustqueue_jobs_changed(self, events: Sequence[JobEvent]) -> None:
         self.service.on_events(events)
-
-
-def attach(engine: Any, binding: EngineBinding, name: str) -> Callable[[], None]:
-    """Register ``binding`` with the engine's host (or as an event listener when it has none);
-    return the function that detaches it."""
-    host = getattr(engine, "host", None)
-    if host is None:
-        remove: Callable[[], None] = engine.add_listener(binding.rustqueue_jobs_changed)
-        return remove
-    host.register(binding, name)
-
-    def detach() -> None:
-        with contextlib.suppress(ValueError, KeyError):
-            host.unregister(binding)
-
-    return detach
 
 
 def _no_op() -> None:
@@ -135,7 +120,7 @@ class WebhooksPlugin:
         await service.start()
         # Disabled: no event consumer at all, so the engine's hot path stays free.
         binding = EngineBinding(service) if service.enabled else None
-        detach = attach(engine, binding, f"webhooks-engine-{id(binding):x}") if binding else _no_op
+        detach = bind_to_engine(engine, binding, f"webhooks-engine-{id(binding):x}") if binding else _no_op
         previous = service_for(engine)
         bind_service(engine, service)
         try:
