@@ -8,6 +8,7 @@ from typing import Any
 
 from rustqueue_core.builtin.sqlite_schema import (
     COLUMN_LIST,
+    NOT_WAITING,
     UNFINISHED_SQL,
     decode_config,
     decode_schedule,
@@ -52,9 +53,11 @@ def _states_sql(states: Sequence[str]) -> str:
     are only usable when the query's condition visibly implies the index's."""
     wanted = frozenset(states)
     if len(wanted) == 1:
-        return f"state = '{next(iter(wanted))}'"
-    text = _INDEXED_STATE_SETS.get(wanted) or "(" + ", ".join(f"'{x}'" for x in sorted(wanted)) + ")"
-    return f"state IN {text}"
+        sql = f"state = '{next(iter(wanted))}'"
+    else:
+        text = _INDEXED_STATE_SETS.get(wanted) or "(" + ", ".join(f"'{x}'" for x in sorted(wanted)) + ")"
+        sql = f"state IN {text}"
+    return sql if "waiting" in wanted else f"{sql} AND {NOT_WAITING}"
 
 
 def _due_column(states: Sequence[str] | None) -> str | None:
@@ -221,13 +224,18 @@ def select_ids(conn: sqlite3.Connection, f: JobFilter, limit: int) -> list[str]:
 def count_jobs(conn: sqlite3.Connection, queues: Sequence[str] | None) -> dict[str, QueueCounts]:
     if queues is not None and not queues:
         return {}
-    sql = "SELECT queue, state, count(*) FROM jobs"
+    # two index-only scans: waiting jobs from ``jobs_claim``, every other state from ``jobs_state``
+    in_queues = ""
     params: list[Any] = []
     if queues is not None:
-        sql += f" WHERE queue IN ({placeholders(len(queues))})"
+        in_queues = f" AND queue IN ({placeholders(len(queues))})"
         params.extend(queues)
+    sql = (
+        f"SELECT queue, 'waiting', count(*) FROM jobs WHERE state = 'waiting'{in_queues} GROUP BY queue "
+        f"UNION ALL SELECT queue, state, count(*) FROM jobs WHERE {NOT_WAITING}{in_queues} GROUP BY queue, state"
+    )
     counts: dict[str, QueueCounts] = {}
-    for queue, state, n in conn.execute(sql + " GROUP BY queue, state", params):
+    for queue, state, n in conn.execute(sql, params + params):
         target = counts.setdefault(queue, QueueCounts())
         if state in _COUNT_FIELDS:
             setattr(target, state, getattr(target, state) + n)

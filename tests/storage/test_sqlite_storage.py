@@ -119,6 +119,54 @@ async def test_data_survives_reopen(tmp_path: Path) -> None:
         await second.close()
 
 
+async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    """A file written by schema version 1 (claim index without the covering columns, ``jobs_state`` over
+    every row) opens with its jobs intact, its indexes rebuilt, and the claim path on the new index."""
+    path = tmp_path / "v1.db"
+    first = SQLiteStorage(path)
+    await first.open()
+    jobs = make_jobs(3)
+    await first.insert_jobs(jobs, T0)
+    await first.close()
+    conn = raw(path)
+    conn.executescript(
+        "DROP INDEX jobs_claim; DROP INDEX jobs_state;"
+        "CREATE INDEX jobs_claim ON jobs (queue, sort_key) WHERE state = 'waiting';"
+        "CREATE INDEX jobs_state ON jobs (state, due_at, queue);"
+        "UPDATE rq_meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    conn.close()
+    second = SQLiteStorage(path)
+    await second.open()
+    try:
+        assert await second.get_jobs([j.id for j in jobs]) == jobs
+        claimed = await second.claim(jobs[0].queue, 10, T0, consumer_id=None, lease_ms=30_000)
+        assert sorted(j.id for j in claimed) == sorted(j.id for j in jobs)
+    finally:
+        await second.close()
+    conn = raw(path)
+    try:
+        assert conn.execute("SELECT value FROM rq_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+        assert "expires_at, state" in indexes["jobs_claim"]
+        assert "WHERE state <> 'waiting'" in indexes["jobs_state"]
+    finally:
+        conn.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    first = SQLiteStorage(path)
+    await first.open()
+    await first.close()
+    conn = raw(path)
+    conn.execute("UPDATE rq_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    with pytest.raises(Exception, match="newer"):
+        again = SQLiteStorage(path)
+        await again.open()
+
+
 # ----------------------------------------------------------------------------------- group commit
 
 
