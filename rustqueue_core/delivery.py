@@ -100,8 +100,13 @@ class DeliveryMixin(FlowMixin):
             raise ValidationError("claim count must not be negative")
         if lease_ms is not None and (isinstance(lease_ms, bool) or not isinstance(lease_ms, int) or lease_ms <= 0):
             raise ValidationError("lease_ms must be a positive integer")
+        if not wait or wait <= 0:
+            return await self._claim_once(queue, n, consumer_id, lease_ms)
+        # the wake-up event exists before each claim, so a push that lands during the claim is never
+        # missed, and one empty claim per wait is enough
+        event = self._waiter(queue)
         jobs = await self._claim_once(queue, n, consumer_id, lease_ms)
-        if jobs or not wait or wait <= 0:
+        if jobs:
             return jobs
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -110,19 +115,20 @@ class DeliveryMixin(FlowMixin):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            if not event.is_set():
+                slice_ = min(remaining, _WAIT_SLICE)
+                waiters = [asyncio.ensure_future(event.wait())]
+                if storage_wait is not None:
+                    waiters.append(asyncio.ensure_future(storage_wait([queue], slice_)))
+                try:
+                    await asyncio.wait(waiters, timeout=slice_, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
             event = self._waiter(queue)
             jobs = await self._claim_once(queue, n, consumer_id, lease_ms)
             if jobs:
                 return jobs
-            slice_ = min(remaining, _WAIT_SLICE)
-            waiters = [asyncio.ensure_future(event.wait())]
-            if storage_wait is not None:
-                waiters.append(asyncio.ensure_future(storage_wait([queue], slice_)))
-            try:
-                await asyncio.wait(waiters, timeout=slice_, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
         return []
 
     pull = claim
