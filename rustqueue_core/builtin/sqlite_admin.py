@@ -12,7 +12,7 @@ import msgspec
 from rustqueue_core.builtin.sqlite_ops import RowCache, insert_jobs
 from rustqueue_core.builtin.sqlite_query import chunks, placeholders, select_ids
 from rustqueue_core.builtin.sqlite_schema import (
-    COLUMN_LIST,
+    READ_COLUMN_LIST,
     UNFINISHED_SQL,
     decode_schedule,
     encode_json,
@@ -37,8 +37,9 @@ def delete_jobs(
     deleted: list[Job] = []
     for part in chunks(list(dict.fromkeys(ids))):
         marks = placeholders(len(part))
-        rows = conn.execute(f"DELETE FROM jobs WHERE id IN ({marks}) RETURNING {COLUMN_LIST}", part).fetchall()
+        rows = conn.execute(f"DELETE FROM jobs WHERE id IN ({marks}) RETURNING {READ_COLUMN_LIST}", part).fetchall()
         conn.execute(f"DELETE FROM job_deps WHERE child_id IN ({marks})", part)
+        conn.execute(f"DELETE FROM job_payloads WHERE id IN ({marks})", part)
         deleted.extend(row_to_job(r) for r in rows)
     if cache is not None:
         cache.forget(j.id for j in deleted)
@@ -111,4 +112,4 @@ def fire_schedule(
 def load_all(conn: sqlite3.Connection, unfinished_only: bool) -> list[Job]:
     """Every (unfinished) job, for the hybrid mode's load at open."""
     where = f" WHERE state IN {UNFINISHED_SQL}" if unfinished_only else ""
-    return [row_to_job(r) for r in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs{where}")]
+    return [row_to_job(r) for r in conn.execute(f"SELECT {READ_COLUMN_LIST} FROM jobs{where}")]

@@ -59,6 +59,7 @@ def _flush_op(
         marks = placeholders(len(part))
         conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
         conn.execute(f"DELETE FROM job_deps WHERE child_id IN ({marks})", part)
+        conn.execute(f"DELETE FROM job_payloads WHERE id IN ({marks})", part)
     if jobs:
         ops.write_jobs(conn, jobs)
     for config in configs:

@@ -10,10 +10,11 @@ from typing import Any
 from rustqueue_core.builtin.sqlite_query import chunks, placeholders
 from rustqueue_core.builtin.sqlite_schema import (
     CHANGED_INDEXES,
-    COLUMN_LIST,
     DDL,
+    INLINE_DATA_MAX,
     JOB_COLUMNS,
     NOT_WAITING,
+    READ_COLUMN_LIST,
     SCHEMA_VERSION,
     UNFINISHED_SQL,
     decode_json,
@@ -41,6 +42,8 @@ from rustqueue_core.storage import (
 DUPLICATE_KEY = "duplicate_key"
 
 _INSERT_DEP = "INSERT OR IGNORE INTO job_deps (parent_id, child_id) VALUES (?, ?)"
+_PUT_PAYLOAD = "INSERT OR REPLACE INTO job_payloads (id, data) VALUES (?, ?)"
+_DATA = JOB_COLUMNS.index("data")
 _CLAIM_SET = (
     "UPDATE jobs SET state = 'active', started_at = ?1, updated_at = ?1, deliveries = deliveries + 1, "
     "rev = rev + 1, "
@@ -60,7 +63,7 @@ _CANDIDATES = (
     f"AND {_NOT_EXPIRED} ORDER BY sort_key LIMIT ?6) "
     "ORDER BY sort_key"
 )
-_RETURNING = f"RETURNING {COLUMN_LIST}, rev"
+_RETURNING = f"RETURNING {READ_COLUMN_LIST}, rev"
 #: A claim returns only what it changed unpredictably; the rest comes from the row cache (or a read).
 _CLAIM_RETURNING = "RETURNING id, rev, deliveries, lease_token, deadline_at, sort_key"
 _CLAIM_DUE = f"{_CLAIM_SET} WHERE id IN (SELECT id FROM ({_CANDIDATES} LIMIT ?6)) {_CLAIM_RETURNING}"
@@ -202,8 +205,12 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[Job]) -> None:
     """Insert rows naming only their non-NULL columns (binding parameters dominates the cost of an
     insert, and most optional fields of a new job are unset): one ``executemany`` per row shape."""
     by_shape: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+    payloads: list[tuple[str, bytes]] = []
     for job in jobs:
         row = job_row_values(job)
+        if len(row[_DATA]) > INLINE_DATA_MAX:
+            payloads.append((job.id, row[_DATA]))
+            row[_DATA] = None
         shape = tuple([v is not None for v in row])
         rows = by_shape.get(shape)
         if rows is None:
@@ -211,6 +218,8 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[Job]) -> None:
         rows.append(tuple([v for v in row if v is not None]))
     for shape, rows in by_shape.items():
         conn.executemany(_insert_for(shape), rows)
+    if payloads:
+        conn.executemany(_PUT_PAYLOAD, payloads)
     deps = [(parent, j.id) for j in jobs for parent in j.depends_on]
     if deps:
         conn.executemany(_INSERT_DEP, deps)
@@ -274,7 +283,9 @@ def _claimed(
     if unknown:
         read: dict[str, Job] = {}
         for part in chunks(unknown):
-            for row in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
+            for row in conn.execute(
+                f"SELECT {READ_COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part
+            ):
                 read[row[0]] = row_to_job(row)
         jobs = [job if job is not None else read[row[0]] for job, row in zip(jobs, rows, strict=True)]
     claimed: list[Job] = []
@@ -424,7 +435,7 @@ def complete(
         cached.last_heartbeat = None
         done[job_id] = cached
     for part in chunks(unknown):
-        for row in conn.execute(f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
+        for row in conn.execute(f"SELECT {READ_COLUMN_LIST} FROM jobs WHERE id IN ({placeholders(len(part))})", part):
             done[row[0]] = row_to_job(row)
     blocked = _blocked_children(conn, list(done)) if done else {}
     missing = [i for i in ids if i not in done]
@@ -531,6 +542,9 @@ def transition(
             conn.execute("DELETE FROM job_deps WHERE child_id = ?", (change.id,))
             conn.executemany(_INSERT_DEP, [(p, change.id) for p in updates["depends_on"] or ()])
         job = row_to_job(row)
+        if "data" in updates:
+            _store_data(conn, change.id, updates["data"])
+            job.data = updates["data"]
         if cache is not None:
             if job.state == "active":
                 cache.remember(row[_REV], job)
@@ -538,6 +552,18 @@ def transition(
                 cache.forget([job.id])
         outcomes.append(ChangeOutcome(id=change.id, outcome=OK, job=job))
     return outcomes
+
+
+def _store_data(conn: sqlite3.Connection, job_id: str, data: Any) -> None:
+    """Put a changed payload inline or out of row by its size (the row's ``data`` column is updated to
+    the inline value or NULL)."""
+    encoded = encode_json(data)
+    if len(encoded) > INLINE_DATA_MAX:
+        conn.execute("UPDATE jobs SET data = NULL WHERE id = ?", (job_id,))
+        conn.execute(_PUT_PAYLOAD, (job_id, encoded))
+    else:
+        conn.execute("UPDATE jobs SET data = ? WHERE id = ?", (encoded, job_id))
+        conn.execute("DELETE FROM job_payloads WHERE id = ?", (job_id,))
 
 
 def promote_due(conn: sqlite3.Connection, now_us: int, limit: int) -> list[tuple[str, str]]:

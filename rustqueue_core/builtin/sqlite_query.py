@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rustqueue_core.builtin.sqlite_schema import (
-    COLUMN_LIST,
     NOT_WAITING,
+    READ_COLUMN_LIST,
     UNFINISHED_SQL,
     decode_config,
     decode_schedule,
@@ -20,7 +20,7 @@ from rustqueue_core.storage import ALL_STATES, UNFINISHED_STATES, JobFilter
 
 #: SQLite's bound-parameter limit is 32766; chunks stay well below it.
 CHUNK = 5_000
-_SELECT_JOBS = f"SELECT {COLUMN_LIST} FROM jobs"
+_SELECT_JOBS = f"SELECT {READ_COLUMN_LIST} FROM jobs"
 _COUNT_FIELDS = frozenset(QueueCounts.__struct_fields__)
 
 
@@ -205,7 +205,7 @@ def find_jobs(conn: sqlite3.Connection, f: JobFilter, limit: int, cursor: str | 
     if cond:
         where = f"({where}) AND {cond}"
         params = [*params, *cond_params]
-    sql = f"SELECT {COLUMN_LIST} FROM {source(f)} WHERE {where} ORDER BY {order} LIMIT ?"
+    sql = f"SELECT {READ_COLUMN_LIST} FROM {source(f)} WHERE {where} ORDER BY {order} LIMIT ?"
     rows = conn.execute(sql, [*params, limit + 1]).fetchall()
     jobs = [row_to_job(r) for r in rows[:limit]]
     next_cursor = _cursor_of(f, jobs[-1]) if len(rows) > limit else None

@@ -17,7 +17,7 @@ import msgspec
 
 from rustqueue_core.models import Job, LogEntry, QueueConfig, Schedule
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The condition of the ``jobs_state`` index. Waiting jobs (the bulk of a backlog, and the rows that
 #: push and claim touch) are left out of it: ``jobs_claim`` serves them, so a push or a claim updates
@@ -32,6 +32,17 @@ CHANGED_INDEXES = {2: ("jobs_claim", "jobs_state")}
 JOB_COLUMNS: tuple[str, ...] = Job.__struct_fields__
 COLUMN_LIST = ", ".join(JOB_COLUMNS)
 COLUMN_INDEX = {name: i for i, name in enumerate(JOB_COLUMNS)}
+
+#: Encoded payloads longer than this many bytes live in ``job_payloads``, out of the job row (whose
+#: ``data`` is then NULL). SQLite rewrites a whole row, overflow pages included, on every UPDATE: a large
+#: payload inline would be written again by the claim, the ack and every other state change. Small
+#: payloads stay inline, where reading them costs nothing extra.
+INLINE_DATA_MAX = 512
+#: :data:`COLUMN_LIST` for reading rows (SELECT and RETURNING): ``data`` from the row or its payload row.
+READ_COLUMN_LIST = ", ".join(
+    "coalesce(data, (SELECT p.data FROM job_payloads p WHERE p.id = jobs.id))" if name == "data" else name
+    for name in JOB_COLUMNS
+)
 
 UNFINISHED_SQL = "('waiting', 'delayed', 'blocked', 'active')"
 
@@ -108,6 +119,7 @@ CREATE TABLE IF NOT EXISTS job_deps (
     PRIMARY KEY (parent_id, child_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS job_deps_child ON job_deps (child_id);
+CREATE TABLE IF NOT EXISTS job_payloads (id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queue_configs (name TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS schedules (
     name TEXT PRIMARY KEY,
@@ -239,7 +251,7 @@ def job_to_row(job: Job) -> tuple[Any, ...]:
 
 
 def row_to_job(r: tuple[Any, ...] | Any) -> Job:
-    """Inverse of :func:`job_to_row` for a row selected with :data:`COLUMN_LIST`."""
+    """Inverse of :func:`job_to_row` for a row selected with :data:`READ_COLUMN_LIST`."""
     return Job(
         id=r[0],
         custom_id=r[1],

@@ -15,6 +15,7 @@ import pytest_asyncio
 from rustqueue_core.builtin.sqlite import SQLITE_SPEC, SQLiteStorage, create_storage, parse_sqlite_url
 from rustqueue_core.builtin.sqlite_hybrid import HybridSQLiteStorage
 from rustqueue_core.builtin.sqlite_ops import _CLAIM_DUE, _CLAIM_WAITING
+from rustqueue_core.builtin.sqlite_schema import INLINE_DATA_MAX, SCHEMA_VERSION
 from rustqueue_core.errors import ConfigError
 from rustqueue_core.storage import CompleteItem, InsertConflict, JobFilter
 from rustqueue_core.testing.jobs import T0, at, make_job, make_jobs
@@ -146,10 +147,52 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
         await second.close()
     conn = raw(path)
     try:
-        assert conn.execute("SELECT value FROM rq_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM rq_meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
         indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
         assert "expires_at, state" in indexes["jobs_claim"]
         assert "WHERE state <> 'waiting'" in indexes["jobs_state"]
+    finally:
+        conn.close()
+
+
+async def test_large_payloads_live_out_of_the_row(tmp_path: Path) -> None:
+    """A payload over the inline limit is stored once in ``job_payloads``: state changes rewrite only the
+    small job row, every read path (by id, a claim from another instance, a listing, a delete) still
+    returns it, and deleting the job deletes it."""
+    path = tmp_path / "payloads.db"
+    big_data = {"blob": "x" * (INLINE_DATA_MAX + 100)}
+    small, big = make_jobs(2)
+    big.data = big_data
+    first = SQLiteStorage(path)
+    await first.open()
+    await first.insert_jobs([small, big], T0)
+    await first.close()
+    conn = raw(path)
+    try:
+        assert conn.execute("SELECT data IS NULL FROM jobs WHERE id = ?", (big.id,)).fetchone() == (1,)
+        assert conn.execute("SELECT data IS NULL FROM jobs WHERE id = ?", (small.id,)).fetchone() == (0,)
+        assert [r[0] for r in conn.execute("SELECT id FROM job_payloads")] == [big.id]
+    finally:
+        conn.close()
+    second = SQLiteStorage(path)  # a fresh instance: nothing cached, every row is read
+    await second.open()
+    try:
+        assert await second.get_jobs([big.id, small.id]) == [big, small]
+        claimed = await second.claim(big.queue, 10, T0, consumer_id=None, lease_ms=30_000)
+        assert {j.id: j.data for j in claimed} == {small.id: small.data, big.id: big_data}
+        done = await second.complete([CompleteItem(id=big.id)], T0)
+        assert done[0].job is not None and done[0].job.data == big_data
+        listed, _ = await second.find_jobs(JobFilter(ids=[big.id]), 10)
+        assert listed[0].data == big_data
+        deleted = await second.delete_jobs([big.id], None, 10)
+        assert [j.data for j in deleted] == [big_data]
+    finally:
+        await second.close()
+    conn = raw(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM job_payloads").fetchone() == (0,)
     finally:
         conn.close()
 
