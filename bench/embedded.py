@@ -63,7 +63,13 @@ async def _engine(kind: str, workdir: Path) -> Any:
     return await builder.housekeeping(False).build()
 
 
-def _items(start: int, stop: int) -> list[dict[str, Any]]:
+#: The large-payload case: a 10 KB string in each job's data.
+PAD_10KB = "x" * 10_000
+
+
+def _items(start: int, stop: int, pad: str | None = None) -> list[dict[str, Any]]:
+    if pad is not None:
+        return [{"name": "job", "data": {"i": i, "pad": pad}} for i in range(start, stop)]
     return [{"name": "job", "data": {"i": i}} for i in range(start, stop)]
 
 
@@ -96,11 +102,11 @@ def rq_cases(kind: str, n: int, workdir: Path) -> dict[str, Case]:
                 await rq.ack_batch([j.id for j in jobs])
             done += len(jobs)
 
-    async def consume(batch: int) -> float:
+    async def consume(batch: int, pad: str | None = None) -> float:
         rq = await _engine(kind, workdir)
         try:
             for start in range(0, n, 500):
-                await rq.push_batch(QUEUE, _items(start, min(n, start + 500)))
+                await rq.push_batch(QUEUE, _items(start, min(n, start + 500), pad))
             return await timed(lambda: consume_loop(rq, batch, None))
         finally:
             await rq.close()
@@ -144,6 +150,7 @@ def rq_cases(kind: str, n: int, workdir: Path) -> dict[str, Case]:
         "produce batch50": lambda: produce(BATCH),
         "consume single": lambda: consume(1),
         "consume batch50": lambda: consume(BATCH),
+        "consume batch50 (10 KB)": lambda: consume(BATCH, PAD_10KB),
         "e2e single": lambda: end_to_end(1),
         "e2e batch50": lambda: end_to_end(BATCH),
         f"{CONCURRENT_PUSHERS} concurrent single pushes": concurrent_pushes,
@@ -172,7 +179,9 @@ def _raw_conn(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _raw_rows(start: int, stop: int) -> list[tuple[str, bytes, str]]:
+def _raw_rows(start: int, stop: int, pad: str | None = None) -> list[tuple[str, bytes, str]]:
+    if pad is not None:
+        return [(str(uuid.uuid4()), i.to_bytes(8, "big"), f'{{"i":{i},"pad":"{pad}"}}') for i in range(start, stop)]
     return [(str(uuid.uuid4()), i.to_bytes(8, "big"), f'{{"i":{i}}}') for i in range(start, stop)]
 
 
@@ -199,13 +208,13 @@ def raw_cases(n: int, workdir: Path) -> dict[str, Case]:
             conn.execute("COMMIT")
             done += len(ids)
 
-    def case(prefill: bool, body: Callable[[sqlite3.Connection], None]) -> Case:
+    def case(prefill: bool, body: Callable[[sqlite3.Connection], None], pad: str | None = None) -> Case:
         async def run() -> float:
             conn = _raw_conn(workdir / f"raw-{uuid.uuid4().hex}.db")
             try:
                 if prefill:
                     conn.execute("BEGIN")
-                    conn.executemany(_RAW_INSERT, _raw_rows(0, n))
+                    conn.executemany(_RAW_INSERT, _raw_rows(0, n, pad))
                     conn.execute("COMMIT")
 
                 async def go() -> None:
@@ -222,6 +231,7 @@ def raw_cases(n: int, workdir: Path) -> dict[str, Case]:
         "produce batch50": case(False, lambda c: produce(c, BATCH)),
         "consume single": case(True, lambda c: claim_ack(c, 1)),
         "consume batch50": case(True, lambda c: claim_ack(c, BATCH)),
+        "consume batch50 (10 KB)": case(True, lambda c: claim_ack(c, BATCH), PAD_10KB),
     }
 
 
@@ -383,7 +393,8 @@ async def run(n: int, repeats: int, write: bool, command: str) -> list[Result]:
     body = (
         f"{table}\n\n"
         f"n = {n:,} jobs per case for every system, {repeats} repeats, systems interleaved per case; batch = {BATCH}; "
-        f"the concurrent case runs {CONCURRENT_PUSHERS} tasks pushing one job per call. "
+        f"the concurrent case runs {CONCURRENT_PUSHERS} tasks pushing one job per call; the 10 KB case puts a "
+        "10,000-character string in every job's data (the raw floor stores it inline, in its one table). "
         f"Durability: rustqueue and the raw floor use WAL + synchronous=NORMAL; Huey defaults are WAL, "
         f"fsync=None (SQLite's default synchronous, {sqlite_default_synchronous()} here), 8 MB cache.\n\n"
         f"`import rustqueue_core`: VmRSS {rss['VmRSS']:.1f} MB, peak {rss['VmHWM']:.1f} MB "
