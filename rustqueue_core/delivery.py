@@ -172,18 +172,20 @@ class DeliveryMixin(FlowMixin):
             raise self._outcome_error(job_id, outcome.outcome, ACTIVE_T, token is not None or consumer_id is not None)
         return outcome.job
 
-    async def ack_batch(self, items: Sequence[tuple[str, Any] | str | Mapping[str, Any]]) -> BatchResult:
-        """Items are ids, ``(id, result)`` pairs or ``{"id", "result"?, "token"?, "consumer_id"?}``."""
+    async def ack_batch(
+        self, items: Sequence[tuple[str, Any] | str | Mapping[str, Any]], *, consumer_id: str | None = None
+    ) -> BatchResult:
+        """Items are ids, ``(id, result)`` pairs or ``{"id", "result"?, "token"?, "consumer_id"?}``.
+        ``consumer_id`` is the lock owner every bare id must have (as each mapping's own would be)."""
         self._gate_mutation()
         if all(type(item) is str for item in items):  # the common batch ack: bare ids
-            return self._ack_batch_result(
-                await self._complete([CompleteItem(id=job_id) for job_id in items])  # type: ignore[arg-type]
-            )
+            bare = [CompleteItem(id=job_id, consumer_id=consumer_id) for job_id in items]  # type: ignore[arg-type]
+            return self._ack_batch_result(await self._complete(bare), consumer_id is not None)
         complete_items: list[CompleteItem] = []
         results: list[ItemResult | None] = []
         for item in items:
             if type(item) is str:
-                complete = CompleteItem(id=item)
+                complete = CompleteItem(id=item, consumer_id=consumer_id)
             elif type(item) is dict or isinstance(item, Mapping):
                 complete = CompleteItem(
                     id=str(item.get("id")),
@@ -223,8 +225,8 @@ class DeliveryMixin(FlowMixin):
         ok = sum(1 for r in final if r.ok)
         return BatchResult(ok=ok, failed=len(final) - ok, results=final)
 
-    def _ack_batch_result(self, outcomes: list[CompleteOutcome]) -> BatchResult:
-        """The ``BatchResult`` of credential-less acks, one outcome per item in order."""
+    def _ack_batch_result(self, outcomes: list[CompleteOutcome], credential_given: bool = False) -> BatchResult:
+        """The ``BatchResult`` of acks of bare ids, one outcome per item in order."""
         final: list[ItemResult] = []
         ok = 0
         for outcome in outcomes:
@@ -232,7 +234,7 @@ class DeliveryMixin(FlowMixin):
                 ok += 1
                 final.append(ItemResult(id=outcome.id, ok=True))
             else:
-                err = self._outcome_error(outcome.id, outcome.outcome, ACTIVE_T, False)
+                err = self._outcome_error(outcome.id, outcome.outcome, ACTIVE_T, credential_given)
                 final.append(ItemResult(id=outcome.id, ok=False, error_code=err.code, error_message=err.message))
         return BatchResult(ok=ok, failed=len(final) - ok, results=final)
 

@@ -48,6 +48,18 @@ class OperationTimings:
         if not ok:
             self._errors[operation] = self._errors.get(operation, 0) + 1
 
+    def record_many(self, operation: str, seconds: float, count: int, errors: int = 0) -> None:
+        """``count`` calls served together in ``seconds`` (each took that long), ``errors`` of them failed."""
+        if count <= 0:
+            return
+        samples = self._samples.get(operation)
+        if samples is None:
+            samples = self._samples[operation] = deque(maxlen=TIMING_WINDOW)
+        samples.extend([seconds * 1000.0] * min(count, TIMING_WINDOW))
+        self._counts[operation] = self._counts.get(operation, 0) + count
+        if errors:
+            self._errors[operation] = self._errors.get(operation, 0) + errors
+
     def snapshot(self) -> dict[str, Any]:
         operations: dict[str, Any] = {}
         for name in sorted(self._samples):

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import logging
 from collections.abc import AsyncIterator, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from rustqueue_http.server import bind_socket, http_protocol
@@ -24,6 +24,9 @@ from rustqueue_qrusty.memory import install_monitor, memory_sampler
 from rustqueue_qrusty.service import QrustyService
 from rustqueue_qrusty.settings import QrustySettings, qrusty_settings
 from rustqueue_qrusty.wsprotocol import CoalescingWebSocketProtocol
+
+if TYPE_CHECKING:
+    from rustqueue_qrusty.fasthttp import FastRoutes
 
 logger = logging.getLogger("rustqueue.qrusty")
 
@@ -47,6 +50,8 @@ class QrustyServer:
         self.host = settings.host
         self.port = settings.port
         self.service = QrustyService(engine)
+        #: The hot HTTP routes served from the protocol (None without httptools).
+        self.fast: FastRoutes | None = None
         self.logs: LogHub | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +73,7 @@ class QrustyServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.service, self.logs),
-            http=http_protocol(),
+            http=self._http_protocol(),
             lifespan="off",
             proxy_headers=False,
             access_log=False,
@@ -104,6 +109,15 @@ class QrustyServer:
         dashboard_api.register(self.engine, self)
         logger.info("qrusty API listening on http://%s:%d (WebSocket /ws)", self.host, self.port)
 
+    def _http_protocol(self) -> Any:
+        """The hot routes served from the protocol (``fasthttp``) when httptools is installed."""
+        try:
+            from rustqueue_qrusty.fasthttp import FastRoutes, fast_protocol
+        except ImportError:
+            return http_protocol()
+        self.fast = FastRoutes(self.service)
+        return fast_protocol(self.fast)
+
     async def stop(self) -> None:
         dashboard_api.unregister(self.engine)
         if self._server is not None:
@@ -114,6 +128,8 @@ class QrustyServer:
             except (asyncio.CancelledError, Exception):
                 logger.exception("qrusty server stopped with an error")
             self._task = None
+        if self.fast is not None:
+            await self.fast.drain()
         if self.logs is not None:
             self.logs.uninstall()
         self.service.close()

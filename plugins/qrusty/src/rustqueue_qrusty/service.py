@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import Any, NamedTuple
 
 from rustqueue_core.errors import DuplicateKey, JobNotFound, RustQueueError
@@ -36,6 +36,25 @@ class _Publish(NamedTuple):
     options: dict[str, Any]
 
 
+class _Timed:
+    """The latency and outcome of one operation, recorded when its block exits."""
+
+    __slots__ = ("operation", "started", "timings")
+
+    def __init__(self, timings: OperationTimings, operation: str) -> None:
+        self.timings = timings
+        self.operation = operation
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.timings.record(self.operation, time.perf_counter() - self.started, ok=kind is None)
+        if isinstance(exc, RustQueueError):
+            raise model.from_engine_error(exc) from None
+
+
 class QrustyService:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -46,17 +65,10 @@ class QrustyService:
     def close(self) -> None:
         self._remove_listener()
 
-    @asynccontextmanager
-    async def timed(self, operation: str) -> AsyncIterator[None]:
-        started = time.perf_counter()
-        ok = False
-        try:
-            yield
-            ok = True
-        except RustQueueError as exc:
-            raise model.from_engine_error(exc) from None
-        finally:
-            self.timings.record(operation, time.perf_counter() - started, ok=ok)
+    def timed(self, operation: str) -> _Timed:
+        """``with service.timed("publish"):`` records the block's latency and outcome; engine errors
+        leave it as qrusty errors."""
+        return _Timed(self.timings, operation)
 
     # ------------------------------------------------------------------ queues
     async def queue_config(self, queue: str) -> QueueConfig:
@@ -69,7 +81,7 @@ class QrustyService:
         return config
 
     async def create_queue(self, body: Any) -> dict[str, Any]:
-        async with self.timed("create_queue"):
+        with self.timed("create_queue"):
             body = model.require_object(body)
             name = model.require_str(body, "name")
             config = body.get("config") or {}
@@ -81,7 +93,7 @@ class QrustyService:
             return {"status": "created", "name": name, "config": model.config_object(created)}
 
     async def update_queue(self, body: Any) -> dict[str, Any]:
-        async with self.timed("update_queue"):
+        with self.timed("update_queue"):
             body = model.require_object(body)
             name = model.require_str(body, "name")
             assert name is not None
@@ -111,26 +123,26 @@ class QrustyService:
             return {"status": "updated", "name": target, "config": model.config_object(updated)}
 
     async def delete_queue(self, queue: str) -> dict[str, Any]:
-        async with self.timed("delete_queue"):
+        with self.timed("delete_queue"):
             deleted = await self.engine.delete_queue(queue)
             self.series.drop(queue)
             logger.info("queue %s deleted (%d messages)", queue, deleted)
             return {"status": "deleted", "queue": queue, "deleted": deleted}
 
     async def purge_queue(self, queue: str) -> dict[str, Any]:
-        async with self.timed("purge_queue"):
+        with self.timed("purge_queue"):
             purged = await self.engine.purge_queue(queue)
             logger.info("queue %s purged (%d messages)", queue, purged)
             return {"status": "purged", "queue": queue, "purged": purged}
 
     async def purge_all(self) -> dict[str, Any]:
-        async with self.timed("purge_all"):
+        with self.timed("purge_all"):
             purged = await self.engine.purge_all()
             logger.info("all queues purged (%d messages)", purged)
             return {"status": "purged", "purged": purged}
 
     async def delete_all(self) -> dict[str, Any]:
-        async with self.timed("delete_all"):
+        with self.timed("delete_all"):
             names = [info.name for info in await self.engine.queues()]
             deleted = await self.engine.delete_all()
             for name in names:
@@ -139,7 +151,7 @@ class QrustyService:
             return {"status": "deleted", "queues": len(names), "deleted": deleted}
 
     async def list_queues(self) -> list[str]:
-        async with self.timed("list_queues"):
+        with self.timed("list_queues"):
             if not await self.storage_readable():
                 return []
             return [info.name for info in await self.engine.queues()]
@@ -157,22 +169,23 @@ class QrustyService:
 
     # ------------------------------------------------------------------ messages
     async def publish(self, body: Any) -> dict[str, Any]:
-        async with self.timed("publish"):
+        with self.timed("publish"):
             return await self._push_one(await self._publish_item(body, {}))
 
     async def publish_many(self, bodies: Sequence[Any]) -> list[dict[str, Any] | QrustyError]:
         """Publish several messages in one storage transaction; one reply or error per body, in order.
 
         Each body is checked on its own (a bad one fails alone). The valid ones go to the engine as one
-        atomic ``push_batch``; if that fails as a whole (a duplicate, a paused queue, ...), they are
+        atomic push (``push_jobs``); if that fails as a whole (a duplicate, a paused queue, ...), they are
         pushed one by one so that every message gets exactly the outcome a lone publish would."""
         started = time.perf_counter()
         outcomes: list[dict[str, Any] | QrustyError] = []
         pushes: list[tuple[int, _Publish]] = []
         configs: dict[str, QueueConfig | QrustyError] = {}
+        quick = self._quick_item
         for index, body in enumerate(bodies):
             try:
-                pushes.append((index, await self._publish_item(body, configs)))
+                pushes.append((index, quick(body, configs) or await self._publish_item(body, configs)))
                 outcomes.append({})
             except QrustyError as exc:
                 outcomes.append(exc)
@@ -180,11 +193,10 @@ class QrustyService:
                 outcomes.append(model.from_engine_error(exc))
         if len(pushes) > 1:
             try:
-                ids = await self.engine.push_batch(
-                    None,
-                    [NewJob(queue=p.queue, name=model.MESSAGE_JOB_NAME, data=p.payload, options=JobOptions(**p.options))
-                     for _, p in pushes],
-                )  # fmt: skip
+                name = model.MESSAGE_JOB_NAME
+                ids = await self.engine.push_jobs(
+                    [NewJob(queue=q, name=name, data=payload, options=JobOptions(**o)) for _, (q, payload, o) in pushes]
+                )
             except RustQueueError:
                 pass  # atomic: nothing was stored; the loop below gives each message its own outcome
             else:
@@ -198,10 +210,35 @@ class QrustyService:
                 outcomes[index] = exc
             except RustQueueError as exc:
                 outcomes[index] = model.from_engine_error(exc)
-        elapsed = time.perf_counter() - started
-        for outcome in outcomes:
-            self.timings.record("publish", elapsed, ok=not isinstance(outcome, QrustyError))
+        failed = sum(1 for outcome in outcomes if isinstance(outcome, QrustyError))
+        self.timings.record_many("publish", time.perf_counter() - started, len(outcomes), failed)
         return outcomes
+
+    @staticmethod
+    def _quick_item(body: Any, configs: dict[str, QueueConfig | QrustyError]) -> _Publish | None:
+        """:meth:`_publish_item` in one step for the common body (a Numeric queue already looked up in
+        this batch, a string payload, integer priority and max_retries in range or absent); None sends
+        the body through the full checks, which give any error its usual message."""
+        if type(body) is not dict:
+            return None
+        queue = body.get("queue")
+        payload = body.get("payload")
+        if type(queue) is not str or type(payload) is not str:
+            return None
+        config = configs.get(queue)
+        if type(config) is not QueueConfig or config.priority_kind != "numeric":
+            return None
+        priority = body.get("priority")
+        if priority is None:
+            priority = 0
+        elif type(priority) is not int or not 0 <= priority <= model.MAX_U64:
+            return None
+        retries = body.get("max_retries")
+        if retries is None:
+            retries = 3
+        elif type(retries) is not int or not 0 <= retries < 2**32 - 1:
+            return None
+        return _Publish(queue, payload, model.publish_options(priority, retries))
 
     async def _publish_item(self, body: Any, configs: dict[str, QueueConfig | QrustyError]) -> _Publish:
         """One publish body checked against its queue (configs are looked up once per queue)."""
@@ -236,7 +273,7 @@ class QrustyService:
         return {"id": job_id}
 
     async def consume(self, queue: str, body: Any) -> dict[str, Any] | None:
-        async with self.timed("consume"):
+        with self.timed("consume"):
             body = model.require_object({} if body is None else body)
             consumer_id = model.require_str(body, "consumer_id")
             timeout = body.get("timeout_seconds")
@@ -252,7 +289,7 @@ class QrustyService:
 
     async def ack(self, queue: str, message_id: str, consumer_id: str) -> bool:
         """True when acked; False when not found or not locked by this consumer."""
-        async with self.timed("ack"):
+        with self.timed("ack"):
             try:
                 await self.engine.ack(message_id, consumer_id=consumer_id)
             except RustQueueError as exc:
@@ -263,7 +300,7 @@ class QrustyService:
 
     async def nack(self, queue: str, message_id: str, consumer_id: str) -> dict[str, Any] | None:
         """``{"requeued"|"dropped"}`` outcome, or None when not found / not locked by this consumer."""
-        async with self.timed("nack"):
+        with self.timed("nack"):
             try:
                 result = await self.engine.nack(message_id, consumer_id=consumer_id, requeue=True)
             except RustQueueError as exc:
@@ -273,19 +310,19 @@ class QrustyService:
             return {"status": "requeued" if result.will_retry else "dropped", "id": message_id}
 
     async def ack_batch(self, ids: Sequence[Any], consumer_id: str) -> dict[str, Any]:
-        async with self.timed("ack_batch"):
+        with self.timed("ack_batch"):
             clean = check_ids(ids)
-            result = await self.engine.ack_batch([{"id": i, "consumer_id": consumer_id} for i in clean])
+            result = await self.engine.ack_batch(clean, consumer_id=consumer_id)
             return {"acked": result.ok, "failed": result.failed}
 
     async def nack_batch(self, ids: Sequence[Any], consumer_id: str) -> dict[str, Any]:
-        async with self.timed("nack_batch"):
+        with self.timed("nack_batch"):
             clean = check_ids(ids)
             result = await self.engine.nack_batch(clean, consumer_id=consumer_id, requeue=True)
             return {"unlocked": result.requeued, "dropped": result.dead, "failed": result.failed}
 
     async def renew(self, message_id: str, consumer_id: str, lease_ms: int) -> bool:
-        async with self.timed("renew"):
+        with self.timed("renew"):
             try:
                 await self.engine.renew(message_id, lease_ms, consumer_id=consumer_id)
             except RustQueueError as exc:
@@ -296,7 +333,7 @@ class QrustyService:
 
     # ------------------------------------------------------------------ observability
     async def stats(self) -> dict[str, Any]:
-        async with self.timed("stats"):
+        with self.timed("stats"):
             if not await self.storage_readable():
                 summary = model.summary_object([])
                 summary["memory"] = self.memory_status()
@@ -310,7 +347,7 @@ class QrustyService:
             return {"queues": queues, "summary": summary}
 
     async def queue_stats(self, queue: str) -> dict[str, Any]:
-        async with self.timed("queue_stats"):
+        with self.timed("queue_stats"):
             config = await self.queue_config(queue)
             stats = (await self.engine.stats(queue))[0]
             return model.stats_object(stats, config)

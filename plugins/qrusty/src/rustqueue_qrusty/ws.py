@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -31,6 +31,7 @@ from rustqueue_core.errors import Closed, NotReady, RustQueueError
 from rustqueue_qrusty import model
 from rustqueue_qrusty.model import QrustyError, bad_request
 from rustqueue_qrusty.service import check_ids
+from rustqueue_qrusty.wsprotocol import RAW_EXTENSION, CoalescingWebSocketProtocol
 
 if TYPE_CHECKING:
     from litestar import WebSocket
@@ -186,6 +187,8 @@ class WsSession:
         self._reading = True
         self._log_queue: asyncio.Queue[dict[str, Any]] | None = None
         self._log_task: asyncio.Task[None] | None = None
+        #: The connection's protocol when it offers the direct path (wsprotocol), else None.
+        self._raw: CoalescingWebSocketProtocol | None = None
         self._closed = False
         self._tasks: set[asyncio.Future[None]] = set()
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
@@ -204,13 +207,19 @@ class WsSession:
     # ------------------------------------------------------------------ connection
     async def run(self) -> None:
         await self.socket.accept()
+        extensions: dict[str, Any] = cast(dict[str, Any], self.socket.scope.get("extensions") or {})
+        raw = extensions.get(RAW_EXTENSION)
+        self._raw = raw if isinstance(raw, CoalescingWebSocketProtocol) else None
         writer = asyncio.create_task(self._writer(), name="qrusty-ws-writer")
         publisher = asyncio.create_task(self._publisher(), name="qrusty-ws-publisher")
         requests = asyncio.create_task(self._request_loop(), name="qrusty-ws-requests")
         receive = self.socket.receive
         try:
+            if self._raw is not None:
+                # Messages go straight to _accept_frame; only disconnects arrive through receive().
+                self._raw.attach(self._accept_frame)
             while not self._closed:
-                if self._backlog >= MAX_INBOUND:
+                if self._raw is None and self._backlog >= MAX_INBOUND:
                     # Read no further ahead than this: the peer's sends then wait on TCP flow control.
                     self._room.clear()
                     await self._room.wait()
@@ -237,18 +246,20 @@ class WsSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(writer, 2.0)
 
-    def _accept_frame(self, raw: str | bytes) -> None:
+    def _accept_frame(self, raw: str | bytes) -> bool:
         """Route one inbound frame: publishes to the publisher (batched), everything else to the request
         loop (served one at a time, in order). Replies are matched by ``req_id``, so a publish reply may
-        overtake the reply of an earlier frame of another kind."""
+        overtake the reply of an earlier frame of another kind. False once ``MAX_INBOUND`` frames wait."""
+        if not self._reading:
+            return False
         try:
             frame = _decoder.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError):
             self._error(None, bad_request("frame is not valid JSON"))
-            return
+            return self._backlog < MAX_INBOUND
         if not isinstance(frame, dict):
             self._error(None, bad_request("frame must be a JSON object"))
-            return
+            return self._backlog < MAX_INBOUND
         self._backlog += 1
         if frame.get("type") == "publish":
             self._publishes.append(frame)
@@ -256,11 +267,14 @@ class WsSession:
         else:
             self._requests.append(frame)
             self._request_ready.set()
+        return self._backlog < MAX_INBOUND
 
     def _taken(self, n: int) -> None:
         self._backlog -= n
         if self._backlog < MAX_INBOUND:
             self._room.set()
+            if self._raw is not None:
+                self._raw.resume_reading()
 
     async def _publisher(self) -> None:
         """Publishes read while the previous batch was being stored go to the engine together: one
@@ -320,19 +334,37 @@ class WsSession:
             await self.release(list(self.in_flight))
 
     async def _writer(self) -> None:
-        """Sends queued frames back to back: everything queued is written before the writer waits again."""
-        send = self.socket.send
+        """Sends queued frames back to back: everything queued is written before the writer waits again
+        (in one socket write on the direct path)."""
         out = self._out
+        raw = self._raw
+        send = self.socket.send
         while True:
             if not out:
                 self._out_ready.clear()
                 await self._out_ready.wait()
                 continue
-            data = out.popleft()
-            if data is None:
+            if raw is not None:
+                batch: list[bytes] = []
+                while out:
+                    data = out.popleft()
+                    if data is None:
+                        break
+                    batch.append(data)
+                else:
+                    data = b""
+                if batch and not await raw.write_texts(batch):
+                    self._closed = True
+                    out.clear()
+                    return
+                if data is None:
+                    return
+                continue
+            item = out.popleft()
+            if item is None:
                 return
             try:
-                await send({"type": "websocket.send", "bytes": None, "text": data.decode()})
+                await send({"type": "websocket.send", "bytes": None, "text": item.decode()})
             except Exception:
                 self._closed = True
                 out.clear()
@@ -346,10 +378,17 @@ class WsSession:
     # ------------------------------------------------------------------ deliveries
     def delivered(self, queue: str, jobs: list[Job]) -> None:
         now = time.monotonic()
+        default_ms = model_lock_default_ms()
+        in_flight = self.in_flight
+        frames: list[bytes] = []
+        encode = _encoder.encode
+        deliver_frame = model.deliver_frame
         for job in jobs:
-            lease_s = (job.lease_ms or model_lock_default_ms()) / 1000
-            self.in_flight[job.id] = (queue, now + lease_s)
-            self.send(model.deliver_frame(job))
+            in_flight[job.id] = (queue, now + (job.lease_ms or default_ms) / 1000)
+            frames.append(encode(deliver_frame(job)))
+        if not self._closed:
+            self._out.extend(frames)
+            self._out_ready.set()
 
     def count_live(self, queue: str) -> int:
         """Unsettled deliveries of ``queue`` whose locks have not expired (expired ones were requeued)."""
