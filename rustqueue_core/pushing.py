@@ -59,6 +59,7 @@ class _PlainJob(msgspec.Struct, kw_only=True):
     ttl_ms: int | None
     key_prefix: bytes
     complement_tail: bool
+    ordering: str
 
     @classmethod
     def of(cls, queue: str, plan: _QueuePlan) -> _PlainJob:
@@ -88,6 +89,7 @@ class _PlainJob(msgspec.Struct, kw_only=True):
             ttl_ms=plan.ttl_ms,
             key_prefix=key_prefix,
             complement_tail=complement_tail,
+            ordering=config.ordering,
         )
 
     def at(self, now: datetime, created_us: int) -> tuple[bytes, datetime | None]:
@@ -321,7 +323,21 @@ class PushMixin(EngineBase):
         empty = _EMPTY_OPTIONS
         for (job_id, raw_id), item in zip(ids, items, strict=True):
             o = item.options
-            if o is empty or o == empty:
+            plain_options = o is empty or o == empty
+            if plain_options or (
+                # options that only override per-job scalars (priority, attempts, backoff, timeout,
+                # removal): the template path with those fields set, not the full constructor
+                not o.delay_ms
+                and o.ttl_ms is None
+                and o.unique_key is None
+                and not o.tags
+                and o.group_id is None
+                and not o.lifo
+                and o.custom_id is None
+                and o.metadata is None
+                and not o.depends_on
+                and o.flow_id is None
+            ):
                 entry = plain.get(item.queue)
                 if entry is None:
                     plan = plans.get(item.queue)
@@ -341,7 +357,24 @@ class PushMixin(EngineBase):
                 job.tags = []
                 job.depends_on = []
                 job.expires_at = expires_at
-                job.sort_key = key_head + (complement(raw_id) if spec.complement_tail else raw_id)
+                if plain_options or o.priority is None:
+                    job.sort_key = key_head + (complement(raw_id) if spec.complement_tail else raw_id)
+                else:
+                    job.priority = o.priority
+                    job.sort_key = sort_key(spec.ordering, o.priority, False, created_us, raw_id)
+                if not plain_options:
+                    if o.max_attempts is not None:
+                        job.max_attempts = o.max_attempts
+                    if o.backoff is not None:
+                        job.backoff = o.backoff
+                    if o.backoff_delay_ms is not None:
+                        job.backoff_delay_ms = o.backoff_delay_ms
+                    if o.timeout_ms is not None:
+                        job.timeout_ms = o.timeout_ms
+                    if o.remove_on_complete is not None:
+                        job.remove_on_complete = o.remove_on_complete
+                    if o.remove_on_fail is not None:
+                        job.remove_on_fail = o.remove_on_fail
                 if not spec.allow_duplicates:
                     job.unique_key = content_key(item.name, item.data)
                 jobs.append(job)

@@ -117,10 +117,11 @@ async def test_option_free_pushes_build_the_same_job_as_the_general_path(
     general path builds when the same values are given explicitly."""
     await rq.create_queue("tpl", **config)
     fast_id = await rq.push("tpl", "job", {"n": 1})
-    general_id = await rq.push("tpl", "job", {"n": 2}, priority=0, lifo=False)
+    # metadata sends the push down the general path (the only difference it makes is the metadata)
+    general_id = await rq.push("tpl", "job", {"n": 2}, priority=0, lifo=False, metadata={"path": "general"})
     fast, general = await rq.get_jobs([fast_id, general_id])
     assert fast is not None and general is not None
-    differ = {"id", "data", "sort_key", "created_at", "updated_at", "expires_at", "unique_key"}
+    differ = {"id", "data", "sort_key", "created_at", "updated_at", "expires_at", "unique_key", "metadata"}
     for field in fast.__struct_fields__:
         if field not in differ:
             assert getattr(fast, field) == getattr(general, field), field
@@ -128,3 +129,35 @@ async def test_option_free_pushes_build_the_same_job_as_the_general_path(
     assert (fast.expires_at is None) == (general.expires_at is None)
     if config.get("allow_duplicates") is False:
         assert fast.unique_key is not None and fast.unique_key != general.unique_key
+
+
+SCALAR_OPTIONS: list[dict[str, Any]] = [
+    {"priority": 7},
+    {"priority": -3, "max_attempts": 9},
+    {"max_attempts": 1, "backoff": "fixed", "backoff_delay_ms": 0},
+    {"backoff": "linear", "backoff_delay_ms": 250, "timeout_ms": 1_000},
+    {"remove_on_complete": True, "remove_on_fail": True, "priority": 2},
+    {"delay_ms": 0, "lifo": False, "tags": []},
+]
+
+
+@pytest.mark.parametrize("ordering", ["max_first", "min_first", "fifo", "lifo"])
+@pytest.mark.parametrize("options", SCALAR_OPTIONS)
+async def test_scalar_option_pushes_build_the_same_job_as_the_general_path(
+    rq: Any, ordering: str, options: dict[str, Any]
+) -> None:
+    """Options that only override per-job scalars take the template path too; it must build exactly
+    what the general path builds for the same options, sort key order included."""
+    await rq.create_queue("scalars", ordering=ordering, job_defaults={"ttl_ms": 60_000})
+    fast_id = await rq.push("scalars", "job", {"n": 1}, **options)
+    general_id = await rq.push("scalars", "job", {"n": 1}, metadata={"path": "general"}, **options)
+    fast, general = await rq.get_jobs([fast_id, general_id])
+    assert fast is not None and general is not None
+    differ = {"id", "sort_key", "created_at", "updated_at", "expires_at", "metadata"}
+    for field in fast.__struct_fields__:
+        if field not in differ:
+            assert getattr(fast, field) == getattr(general, field), field
+    assert fast.metadata is None
+    # same key up to the creation time: the same priority part and lifo flag
+    assert fast.sort_key[:-24] == general.sort_key[:-24]
+    assert fast.expires_at is not None and general.expires_at is not None
