@@ -203,6 +203,15 @@ def core_options() -> OptionRegistry:
         metavar="S",
         help="seconds in-flight work may take to finish at shutdown",
     )
+    options.add(
+        key="server.event_loop",
+        flag="--event-loop",
+        env="RUSTQUEUE_EVENT_LOOP",
+        type=str,
+        default="auto",
+        metavar="LOOP",
+        help="event loop: auto (uvloop when installed), asyncio or uvloop",
+    )
     return options
 
 

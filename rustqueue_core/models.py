@@ -309,6 +309,9 @@ class Capabilities(msgspec.Struct, kw_only=True, frozen=True):
     group_limits: bool = False
     shared_rate_limits: bool = False
     transactional_enqueue: bool = False
+    #: Write calls take effect in the order they were started, even when the caller starts several before
+    #: awaiting the first: a transport may then run consecutive commands of one connection together.
+    ordered_writes: bool = False
     max_batch: int = 10_000
 
 

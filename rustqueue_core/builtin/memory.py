@@ -51,7 +51,7 @@ class _QueueIndex:
 class MemoryStorage:
     """The ``memory`` backend. Not durable, one process."""
 
-    capabilities = Capabilities(group_limits=True, claims_due_delayed=True, max_batch=100_000)
+    capabilities = Capabilities(group_limits=True, claims_due_delayed=True, ordered_writes=True, max_batch=100_000)
 
     def __init__(self, url: str = "memory://", options: Mapping[str, Any] | None = None) -> None:
         self.url = url

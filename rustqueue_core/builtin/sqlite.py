@@ -57,6 +57,7 @@ def sqlite_capabilities(durability: str = "normal") -> Capabilities:
         group_limits=True,
         claims_due_delayed=True,
         wakeups=False,
+        ordered_writes=True,  # one writer, fed in submission order (see sqlite_writer)
         max_batch=MAX_BATCH,
     )
 

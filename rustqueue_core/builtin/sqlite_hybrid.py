@@ -99,6 +99,7 @@ class HybridSQLiteStorage:
             loss_window_ms=int(snapshot_interval * 1000),
             group_limits=True,
             claims_due_delayed=MemoryStorage.capabilities.claims_due_delayed,
+            ordered_writes=True,
             max_batch=MAX_BATCH,
         )
         self._dirty_jobs: set[str] = set()

@@ -58,6 +58,22 @@ def http_protocol() -> Any:
     return CoalescingHttpToolsProtocol
 
 
+def app_protocol(engine: RustQueue, app: Any, config: Config | None) -> Any:
+    """``http_protocol()`` serving push, pull and ack from the protocol (``fastpath``) when httptools is
+    installed, the app allows it and ``http.fast_routes`` is not false."""
+    if not _setting(config, "http.fast_routes", True):
+        return http_protocol()
+    try:
+        from rustqueue_http.fastpath import FastRoutes, fast_protocol
+    except ImportError:
+        return http_protocol()
+    fast = FastRoutes.for_app(engine, app)
+    if fast is None:
+        logger.debug("hot routes served by Litestar: the app has middleware or hooks of its own")
+        return http_protocol()
+    return fast_protocol(fast)
+
+
 def _setting(config: Config | None, key: str, default: Any) -> Any:
     return default if config is None else config.get(key, default)
 
@@ -93,7 +109,7 @@ class HttpServer:
         self.port = self._sock.getsockname()[1]
         uv_config = uvicorn.Config(
             app,
-            http=http_protocol(),
+            http=app_protocol(self.engine, app, self.config),
             lifespan="off",
             proxy_headers=False,
             access_log=False,

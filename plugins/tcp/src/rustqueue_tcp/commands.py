@@ -2,10 +2,16 @@
 
 Consecutive ``push`` lines of one read burst go to the engine as one batch (one storage transaction);
 if that batch is refused as a whole, each push is retried alone so every request gets its own answer.
+
+On storages that run write operations in the order they are called (the built-in ones: one writer
+whose group commit keeps call order), consecutive pulls that do not wait, and consecutive acks of
+distinct jobs, are started together: their storage calls share one transaction and take effect in
+line order, as they would one after another. Elsewhere every command waits for the one before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -79,11 +85,20 @@ def open_session(engine: RustQueue, peer: str | None) -> Session:
 Handler = Callable[[Session, dict[str, Any]], Awaitable[bytes]]
 
 
+#: Modules of storages whose write operations take effect in call order (see the module docstring).
+def runs_writes_in_call_order(storage: Any) -> bool:
+    """Whether the storage declares the ``ordered_writes`` capability."""
+    capabilities = getattr(storage, "capabilities", None)
+    return bool(getattr(capabilities, "ordered_writes", False))
+
+
 class CommandProcessor:
     """Runs the JSON commands of one connection against the engine."""
 
     def __init__(self, engine: RustQueue) -> None:
         self.engine = engine
+        #: Whether consecutive pulls / acks of a burst may be started together.
+        self.group_commands = runs_writes_in_call_order(getattr(engine, "storage", None))
         self._handlers: dict[str, Handler] = {
             "auth": self._auth,
             "push": self._push_single,
@@ -118,6 +133,9 @@ class CommandProcessor:
     async def run_lines(self, session: Session, lines: Sequence[bytes]) -> list[bytes]:
         out: list[bytes] = [b""] * len(lines)
         pending: list[tuple[int, NewJob]] = []
+        group: list[tuple[int, Handler, dict[str, Any]]] = []
+        group_kind = ""
+        group_ids: set[str] = set()
         for index, raw in enumerate(lines):
             try:
                 command = self._decode(raw)
@@ -127,6 +145,9 @@ class CommandProcessor:
                 if not session.authenticated and name != "auth":
                     raise CommandError("UNAUTHORIZED", AUTH_REQUIRED_MESSAGE)
                 if name == "push":
+                    if group:
+                        await self._run_group(session, group, out)
+                        group, group_kind, group_ids = [], "", set()
                     job = self._read_push(command)
                     self._authorize(session, "push", job.queue)
                     pending.append((index, job))
@@ -137,6 +158,15 @@ class CommandProcessor:
                 if pending:
                     await self._flush_pushes(session, pending, out)
                     pending = []
+                kind, ids = _group_kind(name, command) if self.group_commands else ("", [])
+                if group and (kind != group_kind or not group_ids.isdisjoint(ids)):
+                    await self._run_group(session, group, out)
+                    group, group_kind, group_ids = [], "", set()
+                if kind:
+                    group.append((index, handler, command))
+                    group_kind = kind
+                    group_ids.update(ids)
+                    continue
                 out[index] = await handler(session, command)
             except CommandError as exc:
                 out[index] = error_line(exc.code, exc.message)
@@ -145,9 +175,22 @@ class CommandProcessor:
             except Exception as exc:
                 log.exception("TCP command failed")
                 out[index] = error_line("INTERNAL_ERROR", f"Internal error: {exc}")
+        if group:
+            await self._run_group(session, group, out)
         if pending:
             await self._flush_pushes(session, pending, out)
         return out
+
+    async def _run_group(
+        self, session: Session, group: list[tuple[int, Handler, dict[str, Any]]], out: list[bytes]
+    ) -> None:
+        if len(group) == 1:
+            index, handler, command = group[0]
+            results: list[Any] = [await _outcome(handler(session, command))]
+        else:
+            results = await asyncio.gather(*(_outcome(handler(session, command)) for _, handler, command in group))
+        for (index, _, _), result in zip(group, results, strict=True):
+            out[index] = result
 
     @staticmethod
     def _decode(raw: bytes) -> dict[str, Any]:
@@ -541,6 +584,38 @@ class CommandProcessor:
             token = optional_str(item, "lease_token")
             targets.append({"id": job_id, "token": token} if token is not None else job_id)
         return targets
+
+
+def _group_kind(name: str, command: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Commands that may run side by side with their neighbours of the same kind: pulls that do not
+    wait, and acks (with the ids they name, which must not repeat within a group)."""
+    if name == "pull":
+        return ("pull", []) if not command.get("wait_ms") else ("", [])
+    if name == "ack":
+        job_id = command.get("id")
+        return ("ack", [_id_key(job_id)]) if isinstance(job_id, str) else ("", [])
+    if name == "ack_batch" and "items" not in command:
+        raw = command.get("ids")
+        if isinstance(raw, list) and raw and all(isinstance(i, str) for i in raw):
+            return "ack", [_id_key(i) for i in raw]
+    return "", []
+
+
+def _id_key(job_id: str) -> str:
+    """One spelling per job id (the UUID parser accepts any case, with or without hyphens)."""
+    return job_id.lower().replace("-", "").strip("{}")
+
+
+async def _outcome(call: Awaitable[bytes]) -> bytes:
+    try:
+        return await call
+    except CommandError as exc:
+        return error_line(exc.code, exc.message)
+    except RustQueueError as exc:
+        return error_line(exc.code, exc.message)
+    except Exception as exc:
+        log.exception("TCP command failed")
+        return error_line("INTERNAL_ERROR", f"Internal error: {exc}")
 
 
 def _single_push_error(exc: RustQueueError) -> bytes:
