@@ -98,6 +98,15 @@ _STOP = object()
 
 #: Commits between background checkpoints (a checkpoint also runs at least every second when busy).
 CHECKPOINT_EVERY_COMMITS = 256
+#: WAL length (frames, 4 KB pages each) past which the checkpointer restarts the log. Under steady
+#: writes a PASSIVE checkpoint never catches up with the writer, so the WAL only grows; every page read
+#: then searches one more wal-index hash table per 4,096 frames, and claims and acks slow down as the
+#: file grows (past 0.6 GB was seen). A RESTART checkpoint holds writers back while it copies the last
+#: frames, so the next commit starts the log from its beginning (and ``journal_size_limit`` truncates
+#: the file).
+WAL_RESTART_FRAMES = 16_384
+#: How long the RESTART checkpoint waits for the writer's current transaction to end.
+RESTART_WAIT_MS = 250
 
 
 class _Checkpointer:
@@ -115,6 +124,8 @@ class _Checkpointer:
         self._synchronous = synchronous
         self._wake = threading.Event()
         self._stopping = False
+        #: completed RESTART checkpoints (the WAL started over)
+        self.restarts = 0
         self._thread = threading.Thread(target=self._run, name=f"rustqueue-sqlite-checkpoint:{path}", daemon=True)
         self._thread.start()
 
@@ -126,6 +137,15 @@ class _Checkpointer:
         self._wake.set()
         self._thread.join()
 
+    def _restart(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+        try:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            self.restarts += 0 if busy else 1
+            log.debug("WAL restart: busy=%s frames=%s copied=%s", busy, frames, copied)
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
+
     def _run(self) -> None:
         conn = connect(self._path, synchronous=self._synchronous, busy_timeout_s=0.0, readonly=True)
         try:
@@ -133,7 +153,9 @@ class _Checkpointer:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if row is not None and row[1] > WAL_RESTART_FRAMES:
+                        self._restart(conn)
                 except sqlite3.Error as exc:  # busy with another process's checkpoint: next time
                     log.debug("checkpoint skipped: %s", exc)
         finally:

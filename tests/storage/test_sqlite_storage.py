@@ -197,6 +197,43 @@ async def test_large_payloads_live_out_of_the_row(tmp_path: Path) -> None:
         conn.close()
 
 
+async def test_steady_writes_restart_the_wal_instead_of_growing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under writes that never pause, PASSIVE checkpoints never catch up; past its limit the WAL is
+    restarted: the log starts over instead of holding every frame ever written."""
+    from rustqueue_core.builtin import sqlite_writer
+
+    monkeypatch.setattr(sqlite_writer, "WAL_RESTART_FRAMES", 64)
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_EVERY_COMMITS", 8)
+    path = tmp_path / "wal.db"
+    store = SQLiteStorage(path)
+    await store.open()
+    try:
+        commits_before = store.group_commit_stats[0]
+        for batch in range(600):
+            await store.insert_jobs(make_jobs(5, start=batch * 5), T0)
+        commits = store.group_commit_stats[0] - commits_before
+        checkpointer = store._writer._checkpointer
+        assert checkpointer is not None
+        deadline = time.monotonic() + 10
+        while checkpointer.restarts == 0 and time.monotonic() < deadline:
+            await store.insert_jobs(make_jobs(1), T0)
+            await asyncio.sleep(0.05)
+        assert checkpointer.restarts >= 1
+        assert commits >= 600
+        # the log started over: it now holds fewer frames than the file has room for (its high-water mark)
+        frames_held = (tmp_path / "wal.db-wal").stat().st_size // (4096 + 24)
+        conn = raw(path)
+        try:
+            log_frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        finally:
+            conn.close()
+        assert log_frames < frames_held
+    finally:
+        await store.close()
+
+
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     first = SQLiteStorage(path)
