@@ -26,7 +26,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -371,18 +371,9 @@ class GroupCommitWriter:
             optimistic = self._run_optimistic(conn, group)
             if optimistic is not None:
                 return optimistic
-            start = 0
-            while start < len(group):
-                fn = group[start].fn
-                end = start + 1
-                merge = self._merge.get(fn)
-                if merge is not None:
-                    while end < len(group) and group[end].fn is fn:
-                        end += 1
-                run = group[start:end]
+            for merge, run in self._runs(group):
                 merged = self._run_merged(conn, merge, run) if merge is not None and len(run) > 1 else None
                 outcomes.extend(merged if merged is not None else (self._run_isolated(conn, op) for op in run))
-                start = end
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -390,6 +381,19 @@ class GroupCommitWriter:
             return [(False, exc)] * len(group)
         self._committed(len(group))
         return outcomes
+
+    def _runs(self, group: list[_Op]) -> Iterator[tuple[MergeFn | None, list[_Op]]]:
+        """``group`` cut into runs: consecutive calls of one mergeable operation, or single calls."""
+        start = 0
+        while start < len(group):
+            fn = group[start].fn
+            end = start + 1
+            merge = self._merge.get(fn)
+            if merge is not None:
+                while end < len(group) and group[end].fn is fn:
+                    end += 1
+            yield merge, group[start:end]
+            start = end
 
     def _run_optimistic(self, conn: sqlite3.Connection, group: list[_Op]) -> list[tuple[bool, Any]] | None:
         """The whole group under one SAVEPOINT, then COMMIT, instead of one SAVEPOINT per operation
@@ -399,21 +403,12 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         conn.execute("SAVEPOINT grp")
         try:
-            start = 0
-            while start < len(group):
-                fn = group[start].fn
-                end = start + 1
-                merge = self._merge.get(fn)
-                if merge is not None:
-                    while end < len(group) and group[end].fn is fn:
-                        end += 1
-                if end - start > 1:
-                    assert merge is not None
-                    outcomes.extend((True, value) for value in merge(conn, [op.args for op in group[start:end]]))
+            for merge, run in self._runs(group):
+                if merge is not None and len(run) > 1:
+                    outcomes.extend((True, value) for value in merge(conn, [op.args for op in run]))
                 else:
-                    op = group[start]
+                    op = run[0]
                     outcomes.append((True, op.fn(conn, *op.args)))
-                start = end
         except BaseException:
             conn.execute("ROLLBACK TO grp")
             conn.execute("RELEASE grp")

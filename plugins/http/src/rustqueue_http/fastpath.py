@@ -24,12 +24,11 @@ import re
 from typing import TYPE_CHECKING, Any, cast
 
 from litestar.middleware._internal.exceptions.middleware import get_exception_handler
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from rustqueue_http import wire
 from rustqueue_http.app import _credentials, request_action
 from rustqueue_http.routes_jobs import OK_BODY, PRINCIPAL_KEY
-from rustqueue_http.transport import CoalescingHttpToolsProtocol
+from rustqueue_http.transport import CoalescingHttpToolsProtocol, JsonResponseWriter
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -125,8 +124,7 @@ class FastRoutes:
         limits = [h.resolve_request_max_body_size() for h in handlers.values()]
         # At most uvicorn's read-pause mark (64 KiB): a body that size arrives without pausing the reads.
         self.max_body = min([MAX_FAST_BODY, *(limit for limit in limits if limit is not None)])
-        self._prefix_for: list[tuple[bytes, bytes]] | None = None
-        self._prefix = b""
+        self._respond = JsonResponseWriter().respond
 
     @classmethod
     def for_app(cls, engine: RustQueue, app: Litestar) -> FastRoutes | None:
@@ -238,26 +236,6 @@ class FastRoutes:
         return principal
 
     # ------------------------------------------------------------------ answers
-    def _respond(self, cycle: RequestResponseCycle, status: int, body: bytes) -> None:
-        """Write one complete JSON response and finish the cycle as uvicorn's ``send`` would."""
-        if cycle.disconnected or cycle.response_complete:
-            return
-        cycle.response_started = True
-        cycle.waiting_for_100_continue = False
-        defaults = cycle.default_headers
-        if defaults is not self._prefix_for:  # uvicorn renews its default headers (date) every second
-            self._prefix_for = defaults
-            self._prefix = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
-        close = b"" if cycle.keep_alive else b"connection: close\r\n"
-        cycle.transport.write(
-            b"%s%scontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (STATUS_LINE[status], self._prefix, len(body), close, body)
-        )
-        cycle.response_complete = True
-        cycle.message_event.set()
-        if not cycle.keep_alive:
-            cycle.transport.close()
-        cycle.on_response()
 
     async def _error(self, cycle: RequestResponseCycle, kind: int, exc: Exception) -> None:
         """The route's exception handler answers, rendered by Litestar, sent through uvicorn."""

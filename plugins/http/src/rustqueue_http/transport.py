@@ -8,9 +8,12 @@ the whole workload of this API, so writes made in one loop iteration are joined 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -90,3 +93,35 @@ class CoalescingTransport(asyncio.Transport):
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))
+
+
+class JsonResponseWriter:
+    """Writes one complete JSON response straight to a uvicorn request cycle and finishes the cycle as
+    uvicorn's own ``send`` would (for fast paths that answer without the ASGI app)."""
+
+    __slots__ = ("_prefix", "_prefix_for")
+
+    def __init__(self) -> None:
+        self._prefix_for: list[tuple[bytes, bytes]] | None = None
+        self._prefix = b""
+
+    def respond(self, cycle: RequestResponseCycle, status: int, body: bytes, headers: bytes = b"") -> None:
+        """``headers``: extra header lines, each ending in CRLF."""
+        if cycle.disconnected or cycle.response_complete:
+            return
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        defaults = cycle.default_headers
+        if defaults is not self._prefix_for:  # uvicorn renews its default headers (date) every second
+            self._prefix_for = defaults
+            self._prefix = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+        close = b"" if cycle.keep_alive else b"connection: close\r\n"
+        cycle.transport.write(
+            b"%s%scontent-type: application/json\r\ncontent-length: %d\r\n%s%s\r\n%s"
+            % (STATUS_LINE[status], self._prefix, len(body), headers, close, body)
+        )
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()

@@ -26,8 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from rustqueue_http.transport import CoalescingHttpToolsProtocol
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from rustqueue_http.transport import CoalescingHttpToolsProtocol, JsonResponseWriter
 
 from rustqueue_core.errors import RustQueueError
 from rustqueue_qrusty import model
@@ -104,8 +103,7 @@ class FastRoutes:
         self._consumes: list[tuple[RequestResponseCycle, str, Any]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._prefix_for: list[tuple[bytes, bytes]] | None = None
-        self._prefix = b""
+        self._respond = JsonResponseWriter().respond
 
     # ------------------------------------------------------------------ intake
     def submit(self, cycle: RequestResponseCycle, route: tuple[int, str, str]) -> None:
@@ -254,27 +252,6 @@ class FastRoutes:
         headers = b"retry-after: %d\r\n" % exc.retry_after_s if exc.retry_after_s else b""
         body = _encode({"status": "error", "code": exc.code, "message": exc.message})
         self._respond(cycle, exc.status, body, headers)
-
-    def _respond(self, cycle: RequestResponseCycle, status: int, body: bytes, headers: bytes = b"") -> None:
-        """Write one complete response and finish the cycle as uvicorn's own ``send`` would."""
-        if cycle.disconnected or cycle.response_complete:
-            return
-        cycle.response_started = True
-        cycle.waiting_for_100_continue = False
-        defaults = cycle.default_headers
-        if defaults is not self._prefix_for:  # uvicorn renews its default headers (date) every second
-            self._prefix_for = defaults
-            self._prefix = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
-        close = b"" if cycle.keep_alive else b"connection: close\r\n"
-        cycle.transport.write(
-            b"%s%scontent-type: application/json\r\ncontent-length: %d\r\n%s%s\r\n%s"
-            % (STATUS_LINE[status], self._prefix, len(body), headers, close, body)
-        )
-        cycle.response_complete = True
-        cycle.message_event.set()
-        if not cycle.keep_alive:
-            cycle.transport.close()
-        cycle.on_response()
 
 
 class FastHttpProtocol(CoalescingHttpToolsProtocol):
