@@ -374,12 +374,16 @@ class GroupCommitWriter:
             for merge, run in self._runs(group):
                 merged = self._run_merged(conn, merge, run) if merge is not None and len(run) > 1 else None
                 outcomes.extend(merged if merged is not None else (self._run_isolated(conn, op) for op in run))
+        return self._commit(conn, outcomes)
+
+    def _commit(self, conn: sqlite3.Connection, outcomes: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
+        """COMMIT the group whose operations had ``outcomes``; if it fails, every operation failed."""
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
             self._rollback(conn)
-            return [(False, exc)] * len(group)
-        self._committed(len(group))
+            return [(False, exc)] * len(outcomes)
+        self._committed(len(outcomes))
         return outcomes
 
     def _runs(self, group: list[_Op]) -> Iterator[tuple[MergeFn | None, list[_Op]]]:
@@ -414,13 +418,7 @@ class GroupCommitWriter:
             conn.execute("RELEASE grp")
             return None
         conn.execute("RELEASE grp")
-        try:
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            self._rollback(conn)
-            return [(False, exc)] * len(group)
-        self._committed(len(group))
-        return outcomes
+        return self._commit(conn, outcomes)
 
     def _committed(self, operations: int) -> None:
         self.commits += 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,10 @@ import pytest
 from rustqueue_core.config import Config
 from rustqueue_core.errors import ConfigError
 from rustqueue_core.serve import EVENT_LOOP_ENV, GC_THRESHOLD0, GC_TUNING_ENV, loop_factory, tune_gc
+from rustqueue_core.testing.server import free_port
 
 TOKEN = "loop-token"
 STARTUP_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_server(tmp_path: Path, event_loop: str) -> tuple[subprocess.Popen[bytes], int]:

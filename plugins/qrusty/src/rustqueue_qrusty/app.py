@@ -20,7 +20,7 @@ from rustqueue_http.fastresponse import JsonBytes, read_body
 from rustqueue_core.errors import RustQueueError
 from rustqueue_qrusty import model
 from rustqueue_qrusty.logstream import LogHub
-from rustqueue_qrusty.model import QrustyError, bad_request, not_found
+from rustqueue_qrusty.model import QrustyError, not_found
 from rustqueue_qrusty.service import QrustyService, consumer_of, ids_of
 from rustqueue_qrusty.ws import WsSession
 
@@ -31,7 +31,6 @@ LOGS_KEY = "qrusty_logs"
 STARTING_MESSAGE = "Server is starting: storage is being loaded; retry shortly"
 RETRY_AFTER_SECS = 2
 MUTATING: dict[str, Any] = {"qrusty_mutating": True}
-_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
 
@@ -59,13 +58,7 @@ def _path(request: Request[Any, Any, Any], name: str) -> str:
 
 
 async def _body(request: Request[Any, Any, Any]) -> Any:
-    raw = await read_body(request)
-    if not raw.strip():
-        return None
-    try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
-        raise bad_request("request body is not valid JSON") from None
+    return model.decode_body(await read_body(request))
 
 
 # --------------------------------------------------------------------------- errors and the gate

@@ -30,7 +30,7 @@ from rustqueue_http.transport import CoalescingHttpToolsProtocol, JsonResponseWr
 
 from rustqueue_core.errors import RustQueueError
 from rustqueue_qrusty import model
-from rustqueue_qrusty.model import QrustyError, bad_request, not_found
+from rustqueue_qrusty.model import QrustyError, not_found
 from rustqueue_qrusty.service import NOT_HELD, consumer_of
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ MAX_FAST_BODY = 65_536
 STARTING_MESSAGE = "Server is starting: storage is being loaded; retry shortly"
 RETRY_AFTER_SECS = 2
 _PUBLISH, _CONSUME, _ACK = 1, 2, 3
-_decoder = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder().encode
 _NULL = b"null"
 _STARTING_BODY = _encode({"status": "starting", "message": STARTING_MESSAGE, "retry_after_secs": RETRY_AFTER_SECS})
@@ -83,15 +82,6 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return 0 <= length <= MAX_FAST_BODY
 
 
-def _decode_body(raw: bytes | bytearray) -> Any:
-    if not raw.strip():
-        return None
-    try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
-        raise bad_request("request body is not valid JSON") from None
-
-
 class FastRoutes:
     """Serves the hot routes for one qrusty server; requests of one loop tick are served together."""
 
@@ -116,7 +106,7 @@ class FastRoutes:
             if self.engine.state == "starting":
                 loop.call_soon(self._respond, cycle, 503, _STARTING_BODY, _STARTING_HEADERS)
                 return
-            body = _decode_body(cycle.body)
+            body = model.decode_body(cycle.body)
             if kind == _PUBLISH:
                 self._publishes.append((cycle, body))
             elif kind == _ACK:

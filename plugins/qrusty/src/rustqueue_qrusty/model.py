@@ -41,6 +41,19 @@ def not_found(message: str) -> QrustyError:
     return QrustyError(404, "NOT_FOUND", message)
 
 
+_body_decoder = msgspec.json.Decoder()
+
+
+def decode_body(raw: bytes | bytearray) -> Any:
+    """A request body as JSON; ``None`` when it is empty or only whitespace."""
+    if not raw.strip():
+        return None
+    try:
+        return _body_decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise bad_request("request body is not valid JSON") from None
+
+
 def from_engine_error(exc: RustQueueError) -> QrustyError:
     """Engine errors in qrusty's terms; never a 5xx for a caller's mistake."""
     retry_ms = getattr(exc, "retry_after_ms", 0) or 0
