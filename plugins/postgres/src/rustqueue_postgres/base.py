@@ -1,9 +1,10 @@
 """Connection handling shared by every operation of the PostgreSQL backend.
 
-SQLAlchemy's asyncio engine owns the connection pool, URL handling and the user-facing transactional
-API; the statements run on the pooled connection's asyncpg driver (prepared and cached per
-connection). Each operation is one transaction; a dropped connection is retried with backoff for
-``retry_timeout`` seconds. Also here: the insert every write path shares, wake-ups and leadership.
+SQLAlchemy's asyncio engine owns URL handling and the pool applications share (the user-facing
+transactional API); the backend's own statements run on asyncpg connections of a lean pool of its
+own (``pool``), prepared and cached per connection. Each operation is one transaction; a dropped
+connection is retried with backoff for ``retry_timeout`` seconds. Also here: the insert every write
+path shares (and the row cache it fills), wake-ups and leadership.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -33,6 +35,8 @@ from rustqueue_postgres.connection import (
 )
 from rustqueue_postgres.options import PostgresOptions, parse_url
 from rustqueue_postgres.plugin import CAPABILITIES
+from rustqueue_postgres.pool import ConnectionPool
+from rustqueue_postgres.rowcache import RowCache, copy_job
 from rustqueue_postgres.schema import migrate, quote_schema
 from rustqueue_postgres.sql import JSON_COLUMNS, Statements
 from rustqueue_postgres.wakeups import Wakeups, channel_name
@@ -58,9 +62,13 @@ class PostgresBase:
         self._notify_args: tuple[str, ...] = (self.channel,) if self.options.notify else ()
         self.sql = Statements(self._q, notify=self.options.notify)
         self._engine: AsyncEngine | None = None
+        self._pool: ConnectionPool | None = None
         self._wakeups: Wakeups | None = None
         self._leader: Any = None
         self._transition_sql: dict[tuple[str, ...], str] = {}
+        #: This instance's mark in the ``writer`` column, and its copy of the rows it wrote there.
+        self._writer = secrets.randbits(63)
+        self._cache = RowCache()
         sa_url = make_url(self.options.sqlalchemy_url)
         self._user = sa_url.username
 
@@ -80,7 +88,27 @@ class PostgresBase:
         engine = self.engine
         kwargs = asyncpg_connect_kwargs(engine.dialect, engine.url)
         kwargs.setdefault("server_settings", {}).update(self._server_settings())
-        return await asyncpg.connect(timeout=self.options.connect_timeout, **kwargs)
+        return await asyncpg.connect(
+            timeout=self.options.connect_timeout, statement_cache_size=self.options.statement_cache_size, **kwargs
+        )
+
+    async def _prepare_hot(self, conn: Any) -> None:
+        """Prepare the hot statements on a new pool connection: each runs once, doing nothing, so
+        parsing, type lookups and the first plan happen here rather than in the first claim."""
+        if self.options.statement_cache_size > 0:
+            epoch = datetime(2000, 1, 1, tzinfo=UTC)
+            await conn.fetch(self.sql.claim, "", epoch, 0, None, b"", 1, None)
+            await conn.fetch(self.sql.complete_plain, [], [], epoch)
+            await conn.fetch(self.sql.insert, "[]", None, *self._notify_args)
+
+    async def _connect_pooled(self) -> Any:
+        conn = await self._connect_raw()
+        try:
+            await self._prepare_hot(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
     async def open(self) -> None:
         if self._engine is not None:
@@ -103,8 +131,11 @@ class PostgresBase:
             conn = await self._connect_raw()
             try:
                 await migrate(conn, self.schema)
-            finally:
-                await conn.close()
+                await self._prepare_hot(conn)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                raise
         except Exception as exc:
             self._engine = None
             await engine.dispose()
@@ -112,6 +143,9 @@ class PostgresBase:
             if described is not None:
                 raise described from exc
             raise
+        self._cache.clear()
+        self._pool = ConnectionPool(self._connect_pooled, size=opts.pool_size, overflow=opts.max_overflow)
+        self._pool.adopt(conn)  # the migrating connection is the pool's first
         self._wakeups = Wakeups(self._connect_raw, self.channel, poll_interval=opts.poll_interval, enabled=opts.notify)
         await self._wakeups.start()
 
@@ -123,34 +157,35 @@ class PostgresBase:
             await self._wakeups.close()
             self._wakeups = None
         await self.release_leader()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        self._cache.clear()
         await engine.dispose()
 
     # ------------------------------------------------------------------ connections
-    @contextlib.asynccontextmanager
-    async def _transaction(self, atomic: bool = True) -> AsyncIterator[Any]:
-        """A pooled asyncpg connection, inside a transaction when ``atomic`` (broken connections
-        leave the pool). Without ``atomic`` every statement commits on its own: right for work that
-        is a single statement, and it saves the BEGIN and COMMIT round trips."""
-        async with self.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            # A pooled connection the server closed (restart, failover, idle kill) is noticed by
-            # the event loop already; swap it for a fresh one without a wasted round trip.
-            for _ in range(self.options.pool_size + self.options.max_overflow):
-                if raw is not None and not raw.is_closed():
-                    break
-                await conn.invalidate()
-                raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            try:
-                if atomic:
-                    async with raw.transaction():
-                        yield raw
-                else:
-                    yield raw
-            except BaseException as exc:
-                if raw.is_closed() or is_retryable(exc):
-                    await conn.invalidate()
-                raise
+    async def _once(self, work: Callable[[Any], Awaitable[T]], atomic: bool) -> T:
+        """``work(connection)`` on a pooled asyncpg connection, inside a transaction when ``atomic``.
+        Without ``atomic`` every statement commits on its own: right for work that is a single
+        statement, and it saves the BEGIN and COMMIT round trips. Broken connections leave the pool."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("postgres storage is not open")
+        conn = await pool.acquire()
+        discard = True  # also when cancelled: the connection may be mid-statement
+        try:
+            if atomic:
+                async with conn.transaction():
+                    result = await work(conn)
+            else:
+                result = await work(conn)
+            discard = False
+            return result
+        except Exception as exc:
+            discard = conn.is_closed() or is_retryable(exc)
+            raise
+        finally:
+            pool.release(conn, discard=discard)
 
     async def _run(self, work: Callable[[Any], Awaitable[T]], *, atomic: bool = True) -> T:
         """Run ``work(connection)`` in one transaction (``atomic=False``: work that is one statement,
@@ -159,8 +194,7 @@ class PostgresBase:
         delay = 0.05
         while True:
             try:
-                async with self._transaction(atomic) as raw:
-                    return await work(raw)
+                return await self._once(work, atomic)
             except Exception as exc:
                 if has_nul_error(exc):
                     raise NulCharacter() from exc
@@ -196,21 +230,27 @@ class PostgresBase:
         *,
         skip_held: bool,
         json_as_text: bool = False,
+        cached: bool = True,
     ) -> list[tuple[int, str | None]]:
         """Insert ``jobs`` with one statement. Returns the skipped (index, holder) pairs when
         ``skip_held``; otherwise raises :class:`InsertConflict` for the first held key.
-        ``json_as_text`` passes JSON payloads pre-encoded, so they may contain ``\\u0000``."""
+        ``json_as_text`` passes JSON payloads pre-encoded, so they may contain ``\\u0000``.
+        ``cached``: the rows enter the row cache (only for inserts that commit when the call returns)."""
+        writer = self._writer if cached else None
         if json_as_text:
             rows = msgspec.to_builtins(jobs)
             for row_dict in rows:
                 for column in JSON_COLUMNS:
                     row_dict[column] = _encode(row_dict[column]).decode()
-            row = await fetchrow(self.sql.insert_json_as_text, _encode(rows).decode(), *self._notify_args)
+            row = await fetchrow(self.sql.insert_json_as_text, _encode(rows).decode(), writer, *self._notify_args)
         else:
-            row = await fetchrow(self.sql.insert, _encode(jobs).decode(), *self._notify_args)
-        inserted = set(row[0] or ())
-        if len(inserted) == len(jobs):
+            row = await fetchrow(self.sql.insert, _encode(jobs).decode(), writer, *self._notify_args)
+        ids = row[0] or ()
+        if cached:
+            self._remember_inserted(jobs, ids)
+        if len(ids) == len(jobs):
             return []
+        inserted = set(ids)
         missing = [(i, j) for i, j in enumerate(jobs) if j.id not in inserted]
         held = missing
         if not inserted:
@@ -232,6 +272,19 @@ class PostgresBase:
                 raise InsertConflict(index, job.unique_key or "", holder)
             skipped.append((index, holder))
         return skipped
+
+    def _remember_inserted(self, jobs: Sequence[Job], ids: Sequence[str]) -> None:
+        """Cache the claimable jobs among ``jobs`` whose ids the insert returned (rev 0)."""
+        put = self._cache.put
+        if len(ids) == len(jobs):
+            for job in jobs:
+                if job.state == "waiting" or job.state == "delayed":
+                    put(job.id, 0, copy_job(job))
+            return
+        inserted = set(ids)
+        for job in jobs:
+            if job.id in inserted and (job.state == "waiting" or job.state == "delayed"):
+                put(job.id, 0, copy_job(job))
 
     async def insert_jobs(
         self, jobs: Sequence[Job], now: datetime, *, connection: AsyncConnection | None = None
@@ -270,9 +323,9 @@ class PostgresBase:
         if any(j.unique_key is not None for j in jobs):
             # A savepoint keeps "all or nothing" inside the caller's transaction on a held key.
             async with connection.begin_nested():
-                await self._insert(fetchrow, fetch, jobs, skip_held=False, json_as_text=True)
+                await self._insert(fetchrow, fetch, jobs, skip_held=False, json_as_text=True, cached=False)
         else:
-            await self._insert(fetchrow, fetch, jobs, skip_held=False, json_as_text=True)
+            await self._insert(fetchrow, fetch, jobs, skip_held=False, json_as_text=True, cached=False)
 
     # ------------------------------------------------------------------ optional capabilities
     async def wait(self, queues: Sequence[str], timeout: float) -> bool:

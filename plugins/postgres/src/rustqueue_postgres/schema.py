@@ -157,9 +157,17 @@ def _migration_1(s: str) -> list[str]:
     ]
 
 
+def _migration_2(s: str) -> list[str]:
+    # ``rev`` counts the updates of a row; ``writer`` names the storage instance that wrote the row last
+    # through a statement that keeps its row cache in step (see ``storage.RowCache``). Both are added
+    # without a table rewrite (constant defaults).
+    return [f"ALTER TABLE {s}.jobs ADD COLUMN rev bigint NOT NULL DEFAULT 0, ADD COLUMN writer bigint"]
+
+
 #: version → (description, statements for a quoted schema name). Append only; never edit a shipped step.
 MIGRATIONS: dict[int, tuple[str, Callable[[str], list[str]]]] = {
     1: ("jobs, queue configs, schedules; claim, unique, children and housekeeping indexes", _migration_1),
+    2: ("row revision and last cached writer of each job", _migration_2),
 }
 LATEST_VERSION = max(MIGRATIONS)
 

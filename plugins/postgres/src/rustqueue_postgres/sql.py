@@ -1,9 +1,10 @@
 """SQL text of the PostgreSQL backend, built once per schema.
 
-Batches travel as one JSON document in each direction: inputs are ``msgspec``-encoded lists read with
-``json_to_recordset`` (one parameter, one statement, no per-row Python work), and results are
-``json_agg`` of ``json_build_object`` rows decoded by one typed ``msgspec`` decoder. ``bytea`` travels
-as base64 in both directions (msgspec's encoding of ``bytes``).
+A batch is one statement. Inserts and transitions take one ``msgspec``-encoded JSON document read with
+``json_to_recordset``; acks take parallel arrays. Whole jobs come back as JSON objects (``json_agg``
+or one per row) decoded by typed ``msgspec`` decoders; claims and acks send them only for rows the
+caller's row cache does not hold at the right ``rev``. ``bytea`` travels as base64 in both directions
+(msgspec's encoding of ``bytes``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def job_row(alias: str) -> str:
         else f"{alias}.{name}"
         for name in JOB_FIELDS
     )
+
+
+def row_json(alias: str) -> str:
+    """The JSON object (text) of one Job row ``alias``, for use inside a select list."""
+    return f"(SELECT row_to_json(x)::text FROM (SELECT {job_row(alias)}) x)"
 
 
 def jobs_json(source: str, alias: str, *, extra: str = "", tail: str = "") -> str:
@@ -70,23 +76,23 @@ class Statements:
         # committed) and the unique-key index; the caller inspects what was not inserted.
         values = ", ".join(from_recordset("x", n, t) for n, t in JOB_COLUMNS.items())
         insert_core = (
-            f"INSERT INTO {jobs} ({_COLUMN_LIST}) SELECT {values} "
+            f"INSERT INTO {jobs} ({_COLUMN_LIST}, writer) SELECT {values}, $2::bigint "
             f"FROM json_to_recordset($1::text::json) AS x({recordset_columns(JOB_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue, state"
         )
         self.insert = (
-            f"WITH ins AS ({insert_core}){self._notify_cte('ins', 2)} "
+            f"WITH ins AS ({insert_core}){self._notify_cte('ins', 3)} "
             f"SELECT array_agg(id){self._notify_count()} FROM ins"
         )
         text_values = ", ".join(from_recordset("x", n, t, json_as_text=True) for n, t in JOB_COLUMNS.items())
         insert_text_core = (
-            f"INSERT INTO {jobs} ({_COLUMN_LIST}) SELECT {text_values} "
+            f"INSERT INTO {jobs} ({_COLUMN_LIST}, writer) SELECT {text_values}, $2::bigint "
             f"FROM json_to_recordset($1::text::json) AS x({recordset_columns_as_text(JOB_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue, state"
         )
         #: The same insert with JSON columns passed as encoded strings (payloads containing \u0000).
         self.insert_json_as_text = (
-            f"WITH ins AS ({insert_text_core}){self._notify_cte('ins', 2)} "
+            f"WITH ins AS ({insert_text_core}){self._notify_cte('ins', 3)} "
             f"SELECT array_agg(id){self._notify_count()} FROM ins"
         )
         self.unique_holders = (
@@ -100,12 +106,15 @@ class Statements:
         self.cas_view = f"SELECT id, state, lease_token, worker_id FROM {jobs} WHERE id = ANY($1::text[])"
 
         # ---- claim: waiting jobs plus delayed jobs already due (claims_due_delayed), each branch
-        # an index scan that locks at most the limit; the union is ordered by sort_key once. The
-        # result is put in claim order in Python (sorting wide rows in SQL costs more than the claim).
+        # an index scan that locks at most the limit; the union is ordered by sort_key once. One row
+        # per claimed job: its rank in claim order, id and new rev, and the whole job as JSON only
+        # when the claiming storage ($7) was not the row's last writer (else its row cache has it).
         self.claim = (
-            "WITH picked AS (SELECT c.id, row_number() OVER (ORDER BY c.sort_key) AS rn "
-            f"FROM ({self._claimable('$3')}) c ORDER BY c.sort_key LIMIT $3), "
-            f"{self._claim_update('picked')} " + jobs_json("upd", "u")
+            "WITH picked AS (SELECT c.id, c.writer, row_number() OVER (ORDER BY c.sort_key) AS rn "
+            f"FROM ({self._claimable('$3')}) c ORDER BY c.sort_key LIMIT $3) "
+            f"UPDATE {jobs} j SET {self._claim_sets('$7::bigint')} FROM picked p WHERE j.id = p.id "
+            "RETURNING p.rn, j.id, j.rev, CASE WHEN p.writer = $7::bigint THEN NULL ELSE "
+            f"{row_json('j')} END"
         )
         self.group_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
         unsaturated = (
@@ -122,32 +131,47 @@ class Statements:
             "picked AS (SELECT r.id, row_number() OVER (ORDER BY r.sort_key) AS rn FROM ranked r "
             "LEFT JOIN active a ON a.group_id = r.group_id "
             "WHERE r.group_id IS NULL OR r.grn + coalesce(a.n, 0) <= $7 ORDER BY r.sort_key LIMIT $3), "
-            f"{self._claim_update('picked')} "
+            f"{self._claim_update('picked', 'NULL')} "
             f"SELECT ({jobs_json('upd', 'u')}), (SELECT count(*) FROM cand)"
         )
 
-        # ---- complete
-        complete_cols = "idx integer, id text, result text, lease_token text, consumer_id text"
+        # ---- complete: items as parallel arrays. ``expect`` is the rev the caller's row cache
+        # predicts after this update: the whole job comes back as JSON only when the row's rev
+        # differs. Blocked children are looked up per row only when any job is blocked on a parent
+        # (one probe per statement, evaluated once).
         children = (
-            f"ARRAY(SELECT c.id FROM {jobs} c WHERE c.depends_on <> '{{}}' "
-            "AND c.depends_on @> ARRAY[u.id] AND c.state = 'blocked')"
+            f"CASE WHEN (SELECT EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'blocked' AND c.depends_on <> '{{}}')) "
+            f"THEN ARRAY(SELECT c.id FROM {jobs} c WHERE c.depends_on <> '{{}}' "
+            "AND c.depends_on @> ARRAY[j.id] AND c.state = 'blocked') ELSE '{}'::text[] END"
         )
         self.complete = (
-            f"WITH i AS (SELECT * FROM json_to_recordset($1::text::json) AS i({complete_cols})), "
-            f"upd AS (UPDATE {jobs} j SET state = 'completed', result = i.result::json, completed_at = $2, "
-            "updated_at = $2, lease_token = NULL, lease_expires_at = NULL, lease_ms = NULL, "
-            "deadline_at = NULL, last_heartbeat = NULL FROM i WHERE j.id = i.id AND j.state = 'active' "
+            f"UPDATE {jobs} j SET state = 'completed', result = i.result::json, completed_at = $7, "
+            "updated_at = $7, lease_token = NULL, lease_expires_at = NULL, lease_ms = NULL, "
+            "deadline_at = NULL, last_heartbeat = NULL, rev = j.rev + 1, writer = NULL "
+            "FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) "
+            "AS i(idx, id, result, lease_token, consumer_id, expect) "
+            "WHERE j.id = i.id AND j.state = 'active' "
             "AND (i.lease_token IS NULL OR j.lease_token = i.lease_token) "
-            "AND (i.consumer_id IS NULL OR j.worker_id = i.consumer_id) RETURNING i.idx, j.*) "
-            f"SELECT json_agg(x)::text, array_agg(x.idx), json_agg(x.children)::text FROM "
-            f"(SELECT {job_row('u')}, u.idx AS idx, {children} AS children FROM upd u) x"
+            "AND (i.consumer_id IS NULL OR j.worker_id = i.consumer_id) "
+            f"RETURNING i.idx, {children}, CASE WHEN j.rev = i.expect THEN NULL ELSE {row_json('j')} END"
+        )
+        #: The common batch ack (no results, no credentials): ids and expected revs only; the first
+        #: column is the item's position in ``$1`` (from 0).
+        self.complete_plain = (
+            f"UPDATE {jobs} j SET state = 'completed', result = 'null'::json, completed_at = $3, "
+            "updated_at = $3, lease_token = NULL, lease_expires_at = NULL, lease_ms = NULL, "
+            "deadline_at = NULL, last_heartbeat = NULL, rev = j.rev + 1, writer = NULL "
+            "FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS i(id, expect, n) "
+            "WHERE j.id = i.id AND j.state = 'active' "
+            f"RETURNING (i.n - 1)::int, {children}, CASE WHEN j.rev = i.expect THEN NULL ELSE {row_json('j')} END"
         )
 
         # ---- promote
         self.promote_due = (
             f"WITH due AS (SELECT id FROM {jobs} WHERE state = 'delayed' AND delay_until <= $1 "
             "ORDER BY delay_until LIMIT $2 FOR UPDATE SKIP LOCKED), "
-            f"upd AS (UPDATE {jobs} j SET state = 'waiting', delay_until = NULL, updated_at = $1 "
+            f"upd AS (UPDATE {jobs} j SET state = 'waiting', delay_until = NULL, updated_at = $1, "
+            "rev = j.rev + 1, writer = NULL "
             f"FROM due WHERE j.id = due.id RETURNING j.id, j.queue, j.state){self._notify_cte('upd', 3)} "
             f"SELECT json_agg(json_build_array(id, queue))::text{self._notify_count()} FROM upd"
         )
@@ -165,7 +189,8 @@ class Statements:
             "ORDER BY 1"
         )
         self.rename_jobs = (
-            f"WITH upd AS (UPDATE {jobs} SET queue = $2, updated_at = $3 WHERE queue = $1 "
+            f"WITH upd AS (UPDATE {jobs} SET queue = $2, updated_at = $3, rev = rev + 1, writer = NULL "
+            "WHERE queue = $1 "
             f"RETURNING queue, state){self._notify_cte('upd', 4)} "
             f"SELECT count(*){self._notify_count()} FROM upd"
         )
@@ -195,7 +220,7 @@ class Statements:
         """Locked candidates of queue ``$1`` at time ``$2``: waiting, and delayed with
         ``delay_until <= $2``, neither expired, each branch limited to ``limit`` rows."""
         live = "(j.expires_at IS NULL OR j.expires_at > $2)"
-        select = f"SELECT j.id, j.group_id, j.sort_key FROM {self.jobs} j WHERE j.queue = $1"
+        select = f"SELECT j.id, j.group_id, j.sort_key, j.writer FROM {self.jobs} j WHERE j.queue = $1"
         tail = f"ORDER BY j.sort_key LIMIT {limit} FOR UPDATE SKIP LOCKED"
         # Locking clauses are not allowed directly in UNION branches, but are in sub-selects.
         return (
@@ -203,13 +228,23 @@ class Statements:
             f"SELECT * FROM ({select} AND j.state = 'delayed' AND j.delay_until <= $2 AND {live} {extra} {tail}) d"
         )
 
-    def _claim_update(self, picked: str) -> str:
+    @staticmethod
+    def _claim_sets(writer: str) -> str:
+        """The SET list of a claim (row ``j``, rank ``p.rn``), recording ``writer`` as the last writer."""
         return (
-            f"upd AS (UPDATE {self.jobs} j SET state = 'active', started_at = $2, updated_at = $2, "
-            "deliveries = j.deliveries + 1, worker_id = $4, lease_token = ($5::text[])[p.rn], "
+            "state = 'active', started_at = $2, updated_at = $2, deliveries = j.deliveries + 1, "
+            f"rev = j.rev + 1, writer = {writer}, worker_id = $4, "
+            "lease_token = encode(substring($5::bytea, p.rn::int * 16 - 15, 16), 'hex'), "
             "lease_ms = $6::bigint, lease_expires_at = $2 + $6::bigint * interval '1 millisecond', "
             "deadline_at = CASE WHEN j.timeout_ms > 0 THEN $2 + j.timeout_ms * interval '1 millisecond' END, "
-            f"last_heartbeat = NULL, delay_until = NULL FROM {picked} p WHERE j.id = p.id RETURNING j.*)"
+            "last_heartbeat = NULL, delay_until = NULL"
+        )
+
+    def _claim_update(self, picked: str, writer: str) -> str:
+        """The claim of the ``picked`` rows as a CTE ``upd`` returning the claimed rows."""
+        return (
+            f"upd AS (UPDATE {self.jobs} j SET {self._claim_sets(writer)} FROM {picked} p WHERE j.id = p.id "
+            "RETURNING j.*)"
         )
 
     def _notify_cte(self, source: str, channel_param: int) -> str:
@@ -234,6 +269,7 @@ class Statements:
             f"{name} = {from_recordset('i', f'u_{name}', JOB_COLUMNS[name], json_as_text=True)}" for name in fields
         )
         sets = f"{sets}, updated_at = $2" if sets else "updated_at = $2"
+        sets = f"{sets}, rev = j.rev + 1, writer = NULL"
         return (
             f"WITH i AS (SELECT * FROM json_to_recordset($1::text::json) AS i({definition})), "
             f"upd AS (UPDATE {self.jobs} j SET {sets} FROM i WHERE j.id = i.id AND j.state = ANY(i.expected) "

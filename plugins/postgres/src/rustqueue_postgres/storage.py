@@ -1,8 +1,8 @@
 """The PostgreSQL storage backend (SEMANTICS §5): many processes and hosts on one database.
 
-One statement per batch, with batches travelling as one JSON document each way (see ``sql``):
-claims are ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)``, acks and transitions are batched
-compare-and-sets on state and lease credential with an outcome per item.
+One statement per batch (see ``sql``): claims are ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)``,
+acks and transitions are batched compare-and-sets on state and lease credential with an outcome per
+item. Claims and acks of rows in the row cache (``rowcache``) return only what the cache cannot know.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -29,11 +29,13 @@ from rustqueue_core.storage import (
 )
 from rustqueue_postgres.base import PostgresBase
 from rustqueue_postgres.filters import build_filter
+from rustqueue_postgres.rowcache import copy_job
 from rustqueue_postgres.sql import JSON_COLUMNS
 
 _encode = msgspec.json.encode
+_decode_any = msgspec.json.decode
+_decode_job = msgspec.json.Decoder(Job).decode
 _decode_jobs = msgspec.json.Decoder(list[Job]).decode
-_decode_children = msgspec.json.Decoder(list[list[str]]).decode
 _decode_pairs = msgspec.json.Decoder(list[tuple[str, str]]).decode
 _decode_config = msgspec.json.Decoder(QueueConfig).decode
 _decode_schedule = msgspec.json.Decoder(Schedule).decode
@@ -46,12 +48,13 @@ def _in_claim_order(jobs: list[Job]) -> list[Job]:
 
 
 _sort_key_of = operator.attrgetter("sort_key")
+_first = operator.itemgetter(0)
 
 
-def _tokens(n: int) -> list[str]:
-    """``n`` fresh 128-bit lease tokens from one call to the OS random source."""
-    raw = secrets.token_hex(16 * n)
-    return [raw[i : i + 32] for i in range(0, 32 * n, 32)]
+def _tokens(n: int) -> bytes:
+    """``n`` fresh 128-bit lease tokens (16 bytes each, back to back) from one call to the OS random
+    source; the claim gives the row of rank ``rn`` the ``rn``-th, as 32 hex digits."""
+    return secrets.token_bytes(16 * n)
 
 
 def _cas_outcome(row: Any, lease_token: str | None, consumer_id: str | None, expected: frozenset[str]) -> str:
@@ -98,11 +101,59 @@ class PostgresStorage(PostgresBase):
         if group_limit is not None:
             return await self._claim_grouped(queue, n, now, consumer_id, lease_ms, group_limit)
 
+        tokens = _tokens(n)
+
         async def work(raw: Any) -> list[Job]:
-            text = await raw.fetchval(self.sql.claim, queue, now, n, consumer_id, _tokens(n), lease_ms)
-            return _in_claim_order(_decode_jobs(text)) if text else []
+            rows = await raw.fetch(self.sql.claim, queue, now, n, consumer_id, tokens, lease_ms, self._writer)
+            if not rows:
+                return []
+            return await self._claimed(raw, rows, now, consumer_id, tokens, lease_ms)
 
         return await self._run(work, atomic=False)
+
+    async def _claimed(
+        self, raw: Any, rows: list[Any], now: datetime, consumer_id: str | None, tokens: bytes, lease_ms: int
+    ) -> list[Job]:
+        """Jobs of claim rows ``(rn, id, rev, json)`` in claim order: rows sent whole are decoded,
+        the others are cached jobs with the claim's changes (or, when the cache misses, read)."""
+        if len(rows) > 1:
+            rows.sort(key=_first)
+        cache = self._cache
+        pop, put = cache.pop, cache.put
+        lease_until = now + timedelta(milliseconds=lease_ms)
+        jobs: list[Job] = []
+        unknown: list[int] = []
+        for rn, job_id, rev, text in rows:
+            if text is not None:
+                job = _decode_job(text)
+            else:
+                entry = pop(job_id)
+                if entry is None or entry[0] + 1 != rev:
+                    unknown.append(len(jobs))
+                    jobs.append(None)  # type: ignore[arg-type]
+                    continue
+                job = copy_job(entry[1])
+                job.state = "active"
+                job.started_at = now
+                job.updated_at = now
+                job.deliveries += 1
+                job.worker_id = consumer_id
+                job.lease_token = tokens[16 * rn - 16 : 16 * rn].hex()
+                job.lease_ms = lease_ms
+                job.lease_expires_at = lease_until
+                timeout = job.timeout_ms
+                job.deadline_at = now + timedelta(milliseconds=timeout) if timeout is not None and timeout > 0 else None
+                job.last_heartbeat = None
+                job.delay_until = None
+            put(job_id, rev, job)
+            jobs.append(copy_job(job))
+        if unknown:
+            ids = [rows[i][1] for i in unknown]
+            text = await raw.fetchval(self.sql.get_jobs, ids)
+            found = {j.id: j for j in _decode_jobs(text)} if text else {}
+            for i, job_id in zip(unknown, ids, strict=True):
+                jobs[i] = found[job_id]
+        return jobs
 
     async def _claim_grouped(
         self, queue: str, n: int, now: datetime, consumer_id: str | None, lease_ms: int, limit: int
@@ -139,34 +190,66 @@ class PostgresStorage(PostgresBase):
     async def complete(self, items: Sequence[CompleteItem], now: datetime) -> list[CompleteOutcome]:
         if not items:
             return []
-        first: dict[str, int] = {}
-        for index, item in enumerate(items):
-            first.setdefault(item.id, index)
-        batch = [
-            {
-                "idx": i,
-                "id": it.id,
-                "result": _encode(it.result).decode(),
-                "lease_token": it.lease_token,
-                "consumer_id": it.consumer_id,
-            }
-            for i, it in enumerate(items)
-            if first[it.id] == i
-        ]
-        payload = _encode(batch).decode()
+        cache_get = self._cache.get
+        idxs: list[int] = []
+        ids: list[str] = []
+        expects: list[int | None] = []
+        snapshots: list[Job | None] = [None] * len(items)
+        plain = True
+        seen: set[str] = set()
+        for i, it in enumerate(items):
+            job_id = it.id
+            if job_id in seen:
+                continue
+            seen.add(job_id)
+            idxs.append(i)
+            ids.append(job_id)
+            if plain and (it.result is not None or it.lease_token is not None or it.consumer_id is not None):
+                plain = False
+            entry = cache_get(job_id)
+            if entry is None:
+                expects.append(None)
+            else:
+                expects.append(entry[0] + 1)
+                snapshots[i] = entry[1]
+        args: tuple[Any, ...]
+        if plain:
+            statement, args = self.sql.complete_plain, (ids, expects, now)
+        else:
+            results = [_encode(items[i].result).decode() for i in idxs]
+            tokens = [items[i].lease_token for i in idxs]
+            consumers = [items[i].consumer_id for i in idxs]
+            statement, args = self.sql.complete, (idxs, ids, results, tokens, consumers, expects, now)
 
         async def work(raw: Any) -> list[CompleteOutcome]:
-            text, indexes, children_text = await raw.fetchrow(self.sql.complete, payload, now)
+            rows = await raw.fetch(statement, *args)
             outcomes: list[CompleteOutcome | None] = [None] * len(items)
             spawns: list[Job] = []
             owners: list[tuple[int, int]] = []  # (item index, spawn index) per entry of spawns
-            if text:
-                completed = zip(indexes, _decode_jobs(text), _decode_children(children_text), strict=True)
-                for idx, job, children in completed:
-                    for k, spawn in enumerate(items[idx].spawned):
-                        spawns.append(spawn)
-                        owners.append((idx, k))
-                    outcomes[idx] = CompleteOutcome(id=job.id, outcome=OK, job=job, blocked_children=children)
+            forget = self._cache.forget
+            for position, children, text in rows:
+                idx = idxs[position] if plain else position
+                item = items[idx]
+                if text is None:
+                    snapshot = snapshots[idx]
+                    assert snapshot is not None
+                    job = copy_job(snapshot)
+                    job.state = "completed"
+                    job.result = None if item.result is None else _decode_any(_encode(item.result))
+                    job.completed_at = now
+                    job.updated_at = now
+                    job.lease_token = None
+                    job.lease_expires_at = None
+                    job.lease_ms = None
+                    job.deadline_at = None
+                    job.last_heartbeat = None
+                else:
+                    job = _decode_job(text)
+                for k, spawn in enumerate(item.spawned):
+                    spawns.append(spawn)
+                    owners.append((idx, k))
+                outcomes[idx] = CompleteOutcome(id=job.id, outcome=OK, job=job, blocked_children=children)
+            forget(ids)
             if spawns:
                 skipped = await self._insert(raw.fetchrow, raw.fetch, spawns, skip_held=True, json_as_text=True)
                 for spawn_index, holder in skipped:
@@ -176,10 +259,10 @@ class PostgresStorage(PostgresBase):
                     outcome.skipped.append((k, holder))
             rest = [i for i in range(len(items)) if outcomes[i] is None]
             if rest:
-                rows = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [items[i].id for i in rest])}
+                view = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [items[i].id for i in rest])}
                 for i in rest:
                     item = items[i]
-                    verdict = _cas_outcome(rows.get(item.id), item.lease_token, item.consumer_id, frozenset({"active"}))
+                    verdict = _cas_outcome(view.get(item.id), item.lease_token, item.consumer_id, frozenset({"active"}))
                     outcomes[i] = CompleteOutcome(id=item.id, outcome=verdict)
             return [o for o in outcomes if o is not None]
 
@@ -229,6 +312,7 @@ class PostgresStorage(PostgresBase):
                     if row[0]:
                         for idx, job in zip(row[1], _decode_jobs(row[0]), strict=True):
                             outcomes[idx] = ChangeOutcome(id=job.id, outcome=OK, job=job)
+                    self._cache.forget([changes[i].id for i in indexes])
                     failed = [i for i in indexes if outcomes[i] is None]
                     if failed:
                         view = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [changes[i].id for i in failed])}
