@@ -119,6 +119,40 @@ async def test_claim_index_is_partial_on_waiting(pg_storage: PostgresStorage, pg
     assert "(queue, sort_key)" in definition and "WHERE (state = 'waiting'::text)" in definition
 
 
+async def test_every_index_a_claim_can_use_yields_claim_order(pg_storage: PostgresStorage, pg_url: str) -> None:
+    """While statistics lag a fast-filled table, the planner may serve a claim from (queue, state)
+    rather than the partial claim index; that index must then also yield rows in claim order, or each
+    claim sorts the whole backlog. Checked with the claim index out of the planner's reach."""
+    await pg_storage.insert_jobs([make_job(at=NOW + timedelta(microseconds=i)) for i in range(2_000)], NOW)
+    conn = await admin_connection(pg_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(f'DROP INDEX "{pg_storage.schema}".jobs_claim')  # rolled back below
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                row[0]
+                for row in await conn.fetch(
+                    f'EXPLAIN SELECT j.id FROM "{pg_storage.schema}".jobs j WHERE j.queue = $1 '
+                    "AND j.state = 'waiting' AND (j.expires_at IS NULL OR j.expires_at > $2) "
+                    "ORDER BY j.sort_key LIMIT 50 FOR UPDATE SKIP LOCKED",
+                    "q",
+                    NOW,
+                )
+            )
+            raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        await conn.close()
+    assert "jobs_queue_state" in plan and "Sort" not in plan, plan
+    claimed = await pg_storage.claim("q", 50, NOW, consumer_id=None, lease_ms=30_000)
+    assert [j.created_at for j in claimed] == [NOW + timedelta(microseconds=i) for i in range(50)]
+
+
+class _Rollback(Exception):
+    pass
+
+
 # ---------------------------------------------------------------- open errors and options
 
 

@@ -20,7 +20,7 @@ from rustqueue_core.models import Job
 copy_job: Callable[[Job], Job] = Job.__copy__  # type: ignore[attr-defined]
 
 #: Rows per generation: at most twice as many are cached.
-GENERATION = 5_000
+GENERATION = 20_000
 
 
 class RowCache:
