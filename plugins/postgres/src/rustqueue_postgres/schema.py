@@ -165,13 +165,14 @@ def _migration_2(s: str) -> list[str]:
 
 
 def _migration_3(s: str) -> list[str]:
-    # A claim reads waiting rows of one queue in sort_key order. While the statistics lag a table that
-    # grows fast (a fresh schema, a burst of pushes), the planner may take (queue, state) for the claim
-    # and sort every waiting row on each call: O(backlog) per claim. With sort_key in this index too,
-    # every index it can pick already yields rows in claim order, so a claim stops at its LIMIT.
+    # A claim reads waiting rows of one queue in sort_key order from the claim index. While statistics
+    # lag a table that grows fast (a fresh schema, a burst of pushes), the planner could take
+    # (queue, state) instead and sort every waiting row on each call: O(backlog) per claim. Waiting rows
+    # leave that index (the claim index has them), so it cannot serve a claim, and a push or a claim
+    # updates one index entry fewer. Counts and queue names read both indexes.
     return [
         f"DROP INDEX IF EXISTS {s}.jobs_queue_state",
-        f"CREATE INDEX jobs_queue_state ON {s}.jobs (queue, state, sort_key)",
+        f"CREATE INDEX jobs_queue_state ON {s}.jobs (queue, state) WHERE state <> 'waiting'",
     ]
 
 
@@ -179,7 +180,7 @@ def _migration_3(s: str) -> list[str]:
 MIGRATIONS: dict[int, tuple[str, Callable[[str], list[str]]]] = {
     1: ("jobs, queue configs, schedules; claim, unique, children and housekeeping indexes", _migration_1),
     2: ("row revision and last cached writer of each job", _migration_2),
-    3: ("queue and state index in claim order", _migration_3),
+    3: ("queue and state index without waiting rows", _migration_3),
 }
 LATEST_VERSION = max(MIGRATIONS)
 

@@ -177,16 +177,31 @@ class Statements:
         )
 
         # ---- counts, names
-        self.count_all = f"SELECT queue, state, count(*) FROM {jobs} GROUP BY queue, state"
-        self.count_some = (
-            f"SELECT queue, state, count(*) FROM {jobs} WHERE queue = ANY($1::text[]) GROUP BY queue, state"
+        # Waiting rows are counted from the claim index, the others from (queue, state), which leaves
+        # waiting rows out (migration 3).
+        self.count_all = (
+            f"SELECT queue, 'waiting', count(*) FROM {jobs} WHERE state = 'waiting' GROUP BY queue UNION ALL "
+            f"SELECT queue, state, count(*) FROM {jobs} WHERE state <> 'waiting' GROUP BY queue, state"
         )
-        # A loose index scan: one index probe per distinct queue instead of reading every row.
+        self.count_some = (
+            f"SELECT queue, 'waiting', count(*) FROM {jobs} WHERE state = 'waiting' AND queue = ANY($1::text[]) "
+            "GROUP BY queue UNION ALL "
+            f"SELECT queue, state, count(*) FROM {jobs} WHERE state <> 'waiting' AND queue = ANY($1::text[]) "
+            "GROUP BY queue, state"
+        )
+        # Loose index scans: one index probe per distinct queue instead of reading every row, over
+        # the claim index (waiting rows) and (queue, state) (every other row).
+        loose = (
+            "{n} AS (SELECT min(queue) AS name FROM {jobs} WHERE {w} UNION ALL "
+            "SELECT (SELECT min(queue) FROM {jobs} WHERE {w} AND queue > {n}.name) FROM {n} "
+            "WHERE {n}.name IS NOT NULL)"
+        )
+        waiting_names = loose.format(n="qw", jobs=jobs, w="state = 'waiting'")
+        other_names = loose.format(n="qo", jobs=jobs, w="state <> 'waiting'")
         self.queue_names = (
-            f"WITH RECURSIVE q AS (SELECT min(queue) AS name FROM {jobs} UNION ALL "
-            f"SELECT (SELECT min(queue) FROM {jobs} WHERE queue > q.name) FROM q WHERE q.name IS NOT NULL) "
-            f"SELECT name FROM q WHERE name IS NOT NULL UNION SELECT name FROM {s}.queue_configs "
-            "ORDER BY 1"
+            f"WITH RECURSIVE {waiting_names}, {other_names} "
+            "SELECT name FROM qw WHERE name IS NOT NULL UNION SELECT name FROM qo WHERE name IS NOT NULL "
+            f"UNION SELECT name FROM {s}.queue_configs ORDER BY 1"
         )
         self.rename_jobs = (
             f"WITH upd AS (UPDATE {jobs} SET queue = $2, updated_at = $3, rev = rev + 1, writer = NULL "
