@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from rustqueue_tcp.commands import CommandProcessor, runs_writes_in_call_order
+from rustqueue_tcp.commands import CommandProcessor
+from rustqueue_tcp.grouping import runs_writes_in_call_order
 from rustqueue_tcp.server import TcpServer
 
 from rustqueue_core.builder import RustQueueBuilder

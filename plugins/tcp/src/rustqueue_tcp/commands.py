@@ -3,10 +3,10 @@
 Consecutive ``push`` lines of one read burst go to the engine as one batch (one storage transaction);
 if that batch is refused as a whole, each push is retried alone so every request gets its own answer.
 
-On storages that run write operations in the order they are called (the built-in ones: one writer
-whose group commit keeps call order), consecutive pulls that do not wait, and consecutive acks of
-distinct jobs, are started together: their storage calls share one transaction and take effect in
-line order, as they would one after another. Elsewhere every command waits for the one before it.
+On storages whose writes take effect in the order they are called (capability ``ordered_writes``),
+consecutive pulls that do not wait, and consecutive acks of distinct jobs, are started together (see
+:mod:`rustqueue_tcp.grouping`): their storage calls share one transaction and take effect in line
+order, as they would one after another. Elsewhere every command waits for the one before it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import msgspec
 from rustqueue_core.errors import AuthError, RustQueueError, ScheduleNotFound, ValidationError
 from rustqueue_core.models import BatchResult, Credentials, FailResult, NewJob, Principal
 from rustqueue_tcp import wire
+from rustqueue_tcp.grouping import group_kind, runs_writes_in_call_order
 from rustqueue_tcp.wire import (
     AUTH_REQUIRED_MESSAGE,
     OK_LINE,
@@ -85,13 +86,6 @@ def open_session(engine: RustQueue, peer: str | None) -> Session:
 Handler = Callable[[Session, dict[str, Any]], Awaitable[bytes]]
 
 
-#: Modules of storages whose write operations take effect in call order (see the module docstring).
-def runs_writes_in_call_order(storage: Any) -> bool:
-    """Whether the storage declares the ``ordered_writes`` capability."""
-    capabilities = getattr(storage, "capabilities", None)
-    return bool(getattr(capabilities, "ordered_writes", False))
-
-
 class CommandProcessor:
     """Runs the JSON commands of one connection against the engine."""
 
@@ -134,7 +128,7 @@ class CommandProcessor:
         out: list[bytes] = [b""] * len(lines)
         pending: list[tuple[int, NewJob]] = []
         group: list[tuple[int, Handler, dict[str, Any]]] = []
-        group_kind = ""
+        running_kind = ""
         group_ids: set[str] = set()
         for index, raw in enumerate(lines):
             try:
@@ -147,7 +141,7 @@ class CommandProcessor:
                 if name == "push":
                     if group:
                         await self._run_group(session, group, out)
-                        group, group_kind, group_ids = [], "", set()
+                        group, running_kind, group_ids = [], "", set()
                     job = self._read_push(command)
                     self._authorize(session, "push", job.queue)
                     pending.append((index, job))
@@ -158,13 +152,13 @@ class CommandProcessor:
                 if pending:
                     await self._flush_pushes(session, pending, out)
                     pending = []
-                kind, ids = _group_kind(name, command) if self.group_commands else ("", [])
-                if group and (kind != group_kind or not group_ids.isdisjoint(ids)):
+                kind, ids = group_kind(name, command) if self.group_commands else ("", [])
+                if group and (kind != running_kind or not group_ids.isdisjoint(ids)):
                     await self._run_group(session, group, out)
-                    group, group_kind, group_ids = [], "", set()
+                    group, running_kind, group_ids = [], "", set()
                 if kind:
                     group.append((index, handler, command))
-                    group_kind = kind
+                    running_kind = kind
                     group_ids.update(ids)
                     continue
                 out[index] = await handler(session, command)
@@ -584,26 +578,6 @@ class CommandProcessor:
             token = optional_str(item, "lease_token")
             targets.append({"id": job_id, "token": token} if token is not None else job_id)
         return targets
-
-
-def _group_kind(name: str, command: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """Commands that may run side by side with their neighbours of the same kind: pulls that do not
-    wait, and acks (with the ids they name, which must not repeat within a group)."""
-    if name == "pull":
-        return ("pull", []) if not command.get("wait_ms") else ("", [])
-    if name == "ack":
-        job_id = command.get("id")
-        return ("ack", [_id_key(job_id)]) if isinstance(job_id, str) else ("", [])
-    if name == "ack_batch" and "items" not in command:
-        raw = command.get("ids")
-        if isinstance(raw, list) and raw and all(isinstance(i, str) for i in raw):
-            return "ack", [_id_key(i) for i in raw]
-    return "", []
-
-
-def _id_key(job_id: str) -> str:
-    """One spelling per job id (the UUID parser accepts any case, with or without hyphens)."""
-    return job_id.lower().replace("-", "").strip("{}")
 
 
 async def _outcome(call: Awaitable[bytes]) -> bytes:
