@@ -181,3 +181,27 @@ async def test_bodies_arriving_in_several_parts_are_read_whole_and_size_checked(
         oversized = parts(b'{"name":"big","data":"', b"x" * 3000, b"y" * 3000, b'"}')
         response = await client.post("/api/v1/queues/parts/jobs", content=oversized)
         assert response.status_code == 413 and response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_head_requests_answer_like_get_without_a_body(engine):
+    """HEAD is answered as GET: same status and headers (content-length included), no body; the next
+    request on the same connection is read correctly after it."""
+    config = Config(data={"server": {"host": "127.0.0.1", "http_port": 0}})
+    async with serve_http(engine, config) as running:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        writer.write(b"HEAD /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\nGET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        get_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        assert head.startswith(b"HTTP/1.1 200") and get_head.startswith(b"HTTP/1.1 200")
+        length = next(
+            int(line.split(b":")[1]) for line in get_head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+        body = msgspec.json.decode(await asyncio.wait_for(reader.readexactly(length), 5.0))
+        assert body["ok"] is True
+        assert b"content-type: application/json" in head.lower()
+        writer.close()
+        await writer.wait_closed()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as client:
+            missing = await client.head("/api/v1/jobs/00000000-0000-0000-0000-000000000000")
+            assert missing.status_code == 404 and missing.content == b""

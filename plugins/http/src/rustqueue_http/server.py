@@ -74,6 +74,18 @@ def app_protocol(engine: RustQueue, app: Any, config: Config | None) -> Any:
     return fast_protocol(fast)
 
 
+def head_as_get(app: Any) -> Any:
+    """The ASGI app with HEAD requests answered as GET (as the original's router does): the app sees a
+    GET, and uvicorn, whose own scope still says HEAD, sends the status and headers without the body."""
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
+        await app(scope, receive, send)
+
+    return asgi
+
+
 def _setting(config: Config | None, key: str, default: Any) -> Any:
     return default if config is None else config.get(key, default)
 
@@ -108,7 +120,7 @@ class HttpServer:
         self._sock = bind_socket(self.host, self.port)
         self.port = self._sock.getsockname()[1]
         uv_config = uvicorn.Config(
-            app,
+            head_as_get(app),
             http=app_protocol(self.engine, app, self.config),
             lifespan="off",
             proxy_headers=False,
