@@ -28,7 +28,7 @@ from litestar.middleware._internal.exceptions.middleware import get_exception_ha
 from rustqueue_http import wire
 from rustqueue_http.app import _credentials, request_action
 from rustqueue_http.routes_jobs import OK_BODY, PRINCIPAL_KEY
-from rustqueue_http.transport import CoalescingHttpToolsProtocol, JsonResponseWriter
+from rustqueue_http.transport import FastRouteProtocol, JsonResponseWriter, plain_body_length
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -55,6 +55,8 @@ _JOB_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 _PULL_BOUNDS = {"count": (0, 4_294_967_295), "wait_ms": (0, 300_000), "lease_ms": (1, math.inf)}
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~-]+")
 _CREATED = b'{"ok":true,"id":"'
+#: Requests with these headers go to Litestar: CORS (``origin``) and ``expect``.
+_REFUSED_HEADERS = (b"origin", b"expect")
 
 
 def match(method: str, path: str) -> tuple[int, str] | None:
@@ -97,20 +99,6 @@ def pull_query(query: bytes) -> tuple[int, int | None, int | None, str | None] |
                 return None
             values[name] = number
     return values.get("count", 1), values.get("wait_ms"), values.get("lease_ms"), values.get("consumer_id")
-
-
-def _body_length(headers: list[tuple[bytes, bytes]]) -> int:
-    """The announced body length of a plain request (0 without one); -1 for CORS, ``Expect``, a
-    chunked body or a doubtful length."""
-    length = -2
-    for name, value in headers:
-        if name == b"content-length":
-            if length != -2 or not value.isdigit():
-                return -1
-            length = int(value)
-        elif name in (b"transfer-encoding", b"origin", b"expect"):
-            return -1
-    return 0 if length == -2 else length
 
 
 class FastRoutes:
@@ -179,7 +167,7 @@ class FastRoutes:
         route = match(scope["method"], scope["path"])
         if route is None:
             return None
-        length = _body_length(cast("list[tuple[bytes, bytes]]", scope["headers"]))
+        length = plain_body_length(cast("list[tuple[bytes, bytes]]", scope["headers"]), _REFUSED_HEADERS)
         if length < 0 or length > self.max_body:
             return None
         kind, target = route
@@ -258,28 +246,16 @@ class FastRoutes:
         await asgi_response(scope, receive, send)
 
 
-class FastHttpProtocol(CoalescingHttpToolsProtocol):
+class FastHttpProtocol(FastRouteProtocol):
     """The coalescing httptools protocol handing complete plain requests on the hot routes to ``fast``."""
 
     fast: FastRoutes
-    _fast_wait: tuple[RequestResponseCycle, tuple[int, str, Any]] | None = None
 
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        # ``app`` is another one when uvicorn answers for itself (its concurrency limit).
-        route = self.fast.take(cycle) if app is self.app and not cycle.waiting_for_100_continue else None
-        if route is None:
-            super()._start_asgi_task(cycle, app)
-        elif cycle.more_body:
-            self._fast_wait = (cycle, route)  # served once its body is complete (on_message_complete)
-        else:
-            self._serve(cycle, route)
+    def fast_route(self, cycle: RequestResponseCycle) -> tuple[int, str, Any] | None:
+        return self.fast.take(cycle)
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        waiting = self._fast_wait
-        if waiting is not None and not waiting[0].more_body:
-            self._fast_wait = None
-            self._serve(*waiting)
+    def fast_serve(self, cycle: RequestResponseCycle, route: tuple[int, str, Any]) -> None:
+        self._serve(cycle, route)
 
     def _serve(self, cycle: RequestResponseCycle, route: tuple[int, str, Any]) -> None:
         task = self.loop.create_task(self._run(cycle, route))

@@ -95,6 +95,51 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))
 
 
+def plain_body_length(headers: list[tuple[bytes, bytes]], refused: tuple[bytes, ...] = (), missing: int = 0) -> int:
+    """The announced body length of a request (``missing`` without one); -1 for a chunked body, a
+    doubtful or repeated length, or any header named in ``refused``."""
+    length = -2
+    for name, value in headers:
+        if name == b"content-length":
+            if length != -2 or not value.isdigit():
+                return -1
+            length = int(value)
+        elif name == b"transfer-encoding" or name in refused:
+            return -1
+    return missing if length == -2 else length
+
+
+class FastRouteProtocol(CoalescingHttpToolsProtocol):
+    """An httptools protocol that hands complete requests on some routes to a fast path instead of the
+    ASGI app. ``fast_route`` picks them (None: the app serves the request); ``fast_serve`` gets each
+    one once its whole body has arrived."""
+
+    _fast_wait: tuple[RequestResponseCycle, Any] | None = None
+
+    def fast_route(self, cycle: RequestResponseCycle) -> Any:
+        raise NotImplementedError
+
+    def fast_serve(self, cycle: RequestResponseCycle, route: Any) -> None:
+        raise NotImplementedError
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # ``app`` is another one when uvicorn answers for itself (its concurrency limit).
+        route = self.fast_route(cycle) if app is self.app and not cycle.waiting_for_100_continue else None
+        if route is None:
+            super()._start_asgi_task(cycle, app)
+        elif cycle.more_body:
+            self._fast_wait = (cycle, route)  # served once its body is complete (on_message_complete)
+        else:
+            self.fast_serve(cycle, route)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        waiting = self._fast_wait
+        if waiting is not None and not waiting[0].more_body:
+            self._fast_wait = None
+            self.fast_serve(*waiting)
+
+
 class JsonResponseWriter:
     """Writes one complete JSON response straight to a uvicorn request cycle and finishes the cycle as
     uvicorn's own ``send`` would (for fast paths that answer without the ASGI app)."""

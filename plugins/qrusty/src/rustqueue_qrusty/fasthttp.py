@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from rustqueue_http.transport import CoalescingHttpToolsProtocol, JsonResponseWriter
+from rustqueue_http.transport import FastRouteProtocol, JsonResponseWriter, plain_body_length
 
 from rustqueue_core.errors import RustQueueError
 from rustqueue_qrusty import model
@@ -68,18 +68,6 @@ def match(method: str, path: str) -> tuple[int, str, str] | None:
         if queue and message_id and "/" not in message_id:
             return (_ACK, queue, message_id)
     return None
-
-
-def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
-    length = -1
-    for name, value in headers:
-        if name == b"content-length":
-            if length >= 0 or not value.isdigit():
-                return False
-            length = int(value)
-        elif name == b"transfer-encoding":
-            return False
-    return 0 <= length <= MAX_FAST_BODY
 
 
 class FastRoutes:
@@ -244,31 +232,21 @@ class FastRoutes:
         self._respond(cycle, exc.status, body, headers)
 
 
-class FastHttpProtocol(CoalescingHttpToolsProtocol):
+class FastHttpProtocol(FastRouteProtocol):
     """The httptools protocol handing complete small requests on the hot routes to ``fast``."""
 
     fast: FastRoutes
-    _fast_wait: tuple[RequestResponseCycle, tuple[int, str, str]] | None = None
 
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+    def fast_route(self, cycle: RequestResponseCycle) -> tuple[int, str, str] | None:
         scope = cycle.scope
-        # ``app`` is another one when uvicorn answers for itself (its concurrency limit).
-        fast = app is self.app and not cycle.waiting_for_100_continue
-        route = match(scope["method"], scope["path"]) if fast else None
-        if route is None or not _small_body(cast(list[tuple[bytes, bytes]], scope["headers"])):
-            super()._start_asgi_task(cycle, app)
-            return
-        if cycle.more_body:
-            self._fast_wait = (cycle, route)  # served once its body is complete (on_message_complete)
-        else:
-            self.fast.submit(cycle, route)
+        route = match(scope["method"], scope["path"])
+        if route is None:
+            return None
+        length = plain_body_length(cast(list[tuple[bytes, bytes]], scope["headers"]), missing=-1)
+        return route if 0 <= length <= MAX_FAST_BODY else None
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        waiting = self._fast_wait
-        if waiting is not None and not waiting[0].more_body:
-            self._fast_wait = None
-            self.fast.submit(*waiting)
+    def fast_serve(self, cycle: RequestResponseCycle, route: tuple[int, str, str]) -> None:
+        self.fast.submit(cycle, route)
 
 
 def fast_protocol(fast: FastRoutes) -> type[FastHttpProtocol]:
