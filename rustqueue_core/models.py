@@ -81,6 +81,10 @@ INTERNAL_JOB_FIELDS = frozenset({"expires_at", "deadline_at", "sort_key", "lease
 JOB_FIELDS: tuple[str, ...] = Job.__struct_fields__
 
 
+#: A shallow copy of a Job: msgspec's C ``__copy__`` (``copy.copy`` adds a Python-level dispatch).
+copy_job: Callable[[Job], Job] = Job.__copy__  # type: ignore[attr-defined]
+
+
 class JobOptions(msgspec.Struct, kw_only=True, omit_defaults=False):
     """Push options. ``None`` means "use the default" (SEMANTICS §2.3 step 7)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ from rustqueue_core.engine_base import EngineBase
 from rustqueue_core.errors import DuplicateKey, Overloaded, QueuePaused, RustQueueError, ValidationError
 from rustqueue_core.ids import new_ids
 from rustqueue_core.memory_pressure import CRITICAL
-from rustqueue_core.models import Job, JobOptions, NewJob, Principal, QueueConfig
+from rustqueue_core.models import Job, JobOptions, NewJob, Principal, QueueConfig, copy_job
 from rustqueue_core.ratelimit import TokenBucket
 from rustqueue_core.sortkey import complement, sort_key, sort_key_prefix, timestamp_us
 from rustqueue_core.storage import InsertConflict
@@ -34,7 +34,6 @@ _DEAD_PARENT = frozenset({"dlq", "cancelled"})
 _STATE_DEBUG = {"dlq": "Dlq", "cancelled": "Cancelled"}
 
 Taken = list[tuple[TokenBucket, int]]
-_copy_job: Callable[[Job], Job] = Job.__copy__  # type: ignore[attr-defined]
 _MAX_CACHED_PLANS = 10_000
 
 
@@ -347,7 +346,7 @@ class PushMixin(EngineBase):
                     entry = plain[item.queue] = (plan.plain, *plan.plain.at(now, created_us))
                 spec, key_head, expires_at = entry
                 # A copy of the queue's template with the per-job fields set: cheaper than the constructor.
-                job = _copy_job(spec.template)
+                job = copy_job(spec.template)
                 job.id = job_id
                 job.name = item.name
                 job.data = item.data

@@ -4,7 +4,7 @@ inside its (group) transaction. Each raises to undo its own effects."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rustqueue_core.builtin.sqlite_query import chunks, placeholders
@@ -24,7 +24,7 @@ from rustqueue_core.builtin.sqlite_schema import (
     job_row_values,
     row_to_job,
 )
-from rustqueue_core.models import Job
+from rustqueue_core.models import Job, copy_job
 from rustqueue_core.storage import (
     LEASE_LOST,
     NOT_FOUND,
@@ -80,8 +80,6 @@ _COMPLETE_SET = (
     "lease_ms = NULL, deadline_at = NULL, last_heartbeat = NULL, rev = rev + 1"
 )
 _REV = len(JOB_COLUMNS)
-#: A shallow copy of a Job (msgspec's C ``__copy__``; ``copy.copy`` adds a Python-level dispatch).
-_copy_job: Callable[[Job], Job] = Job.__copy__  # type: ignore[attr-defined]
 #: Bound on cached rows. When full, new rows are not cached (the oldest, claimed first, stay).
 ROW_CACHE_MAX = 50_000
 
@@ -104,7 +102,7 @@ class RowCache:
         jobs = self.jobs
         if len(jobs) >= ROW_CACHE_MAX and job.id not in jobs:
             return
-        jobs[job.id] = (rev, _copy_job(job))
+        jobs[job.id] = (rev, copy_job(job))
 
     def keep(self, rev: int, job: Job) -> None:
         """Like :meth:`remember` for a job the caller never sees (no defensive copy)."""
@@ -293,7 +291,7 @@ def _claimed(
     for row, job in zip(rows, jobs, strict=True):
         assert job is not None
         keep(row[1], job)  # the cache keeps this object; the caller gets a copy
-        claimed.append(_copy_job(job))
+        claimed.append(copy_job(job))
     return claimed
 
 

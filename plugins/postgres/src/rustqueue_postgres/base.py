@@ -23,7 +23,7 @@ import msgspec
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rustqueue_core.models import Job
+from rustqueue_core.models import Job, copy_job
 from rustqueue_core.storage import UNFINISHED_STATES, InsertConflict
 from rustqueue_postgres.connection import (
     NulCharacter,
@@ -36,7 +36,7 @@ from rustqueue_postgres.connection import (
 from rustqueue_postgres.options import PostgresOptions, parse_url
 from rustqueue_postgres.plugin import CAPABILITIES
 from rustqueue_postgres.pool import ConnectionPool
-from rustqueue_postgres.rowcache import RowCache, copy_job
+from rustqueue_postgres.rowcache import RowCache
 from rustqueue_postgres.schema import migrate, quote_schema
 from rustqueue_postgres.sql import JSON_COLUMNS, Statements
 from rustqueue_postgres.wakeups import Wakeups, channel_name

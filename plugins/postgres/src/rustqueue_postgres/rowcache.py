@@ -12,12 +12,9 @@ the row at its rev when the answer comes back, whatever other calls did to the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from rustqueue_core.models import Job
-
-#: A shallow copy of a Job (msgspec's C ``__copy__``).
-copy_job: Callable[[Job], Job] = Job.__copy__  # type: ignore[attr-defined]
 
 #: Rows per generation: at most twice as many are cached.
 GENERATION = 20_000

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from rustqueue_core.models import Job, QueueConfig, QueueCounts, Schedule
+from rustqueue_core.models import Job, QueueConfig, QueueCounts, Schedule, copy_job
 from rustqueue_core.storage import (
     LEASE_LOST,
     NOT_FOUND,
@@ -29,7 +29,6 @@ from rustqueue_core.storage import (
 )
 from rustqueue_postgres.base import PostgresBase
 from rustqueue_postgres.filters import build_filter
-from rustqueue_postgres.rowcache import copy_job
 from rustqueue_postgres.sql import JSON_COLUMNS
 
 _encode = msgspec.json.encode
