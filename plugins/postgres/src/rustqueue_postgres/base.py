@@ -97,7 +97,7 @@ class PostgresBase:
         parsing, type lookups and the first plan happen here rather than in the first claim."""
         if self.options.statement_cache_size > 0:
             epoch = datetime(2000, 1, 1, tzinfo=UTC)
-            await conn.fetch(self.sql.claim, "", epoch, 0, None, b"", 1, None)
+            await conn.fetch(self.sql.claim_for(1), "", epoch, None, b"", 1, None)
             await conn.fetch(self.sql.complete_plain, [], [], epoch)
             await conn.fetch(self.sql.insert, "[]", None, *self._notify_args)
 

@@ -103,7 +103,7 @@ class PostgresStorage(PostgresBase):
         tokens = _tokens(n)
 
         async def work(raw: Any) -> list[Job]:
-            rows = await raw.fetch(self.sql.claim, queue, now, n, consumer_id, tokens, lease_ms, self._writer)
+            rows = await raw.fetch(self.sql.claim_for(n), queue, now, consumer_id, tokens, lease_ms, self._writer)
             if not rows:
                 return []
             return await self._claimed(raw, rows, now, consumer_id, tokens, lease_ms)
