@@ -98,8 +98,9 @@ def format_error(exc: BaseException) -> str:
 
 
 def heartbeat_interval(lease_ms: int) -> float:
-    """Seconds between heartbeats for a lease: a third of it, clamped to 0.2 to 30 s."""
-    return min(30.0, max(0.2, lease_ms / 3000.0))
+    """Seconds between heartbeats for a lease: a third of it, clamped to 0.05 to 30 s. The lower
+    bound never exceeds half of a short lease, so one late heartbeat does not lose it."""
+    return min(30.0, max(0.05, lease_ms / 3000.0))
 
 
 def default_consumer_id() -> str:

@@ -239,10 +239,11 @@ def test_the_facade_drives_a_remote_engine_too(tmp_path: Path) -> None:
 def test_a_second_signal_cancels_the_grace_period_and_raises_keyboard_interrupt(srq: SyncRustQueue) -> None:
     job_id = srq.push("q", "n")
     started = threading.Event()
+    release = threading.Event()
 
     def handler(job: Job) -> str:
         started.set()
-        time.sleep(0.5)
+        release.wait(10)  # still running when both signals arrive, however slow the machine
         return "too late"
 
     def signal_twice() -> None:
@@ -253,8 +254,11 @@ def test_a_second_signal_cancels_the_grace_period_and_raises_keyboard_interrupt(
 
     killer = threading.Thread(target=signal_twice)
     killer.start()
-    with pytest.raises(KeyboardInterrupt):
-        srq.run_worker("q", handler, poll_interval=0.05, grace_period=30)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            srq.run_worker("q", handler, poll_interval=0.05, grace_period=30)
+    finally:
+        release.set()
     killer.join(5)
     job = srq.get_job(job_id)
     assert (job.state, job.attempt, job.result) == ("waiting", 0, None)

