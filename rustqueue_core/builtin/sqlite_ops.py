@@ -369,22 +369,27 @@ def complete(
     cache = cache if cache is not None else RowCache()
     done: dict[str, Job] = {}
     ids = [it.id for it in items]
+    # ``plain``: no results and no lease tokens, and every item names the same consumer (or none):
+    # the common batch ack, one IN list with nothing per item.
     plain = True
+    owner = items[0].consumer_id if items else None
     for it in items:
-        if it.result is not None or it.lease_token is not None or it.consumer_id is not None:
+        if it.result is not None or it.lease_token is not None or it.consumer_id != owner:
             plain = False
             break
     results: dict[str, bytes | None] = (
         dict.fromkeys(ids) if plain else {it.id: None if it.result is None else encode_json(it.result) for it in items}
     )
     returned: list[tuple[str, int]] = []
-    if plain and len(results) == len(ids):  # the common batch ack: one IN list, nothing per item
+    if plain and len(results) == len(ids):
+        owned = "" if owner is None else "AND worker_id = ?2 "
+        head = [now_us] if owner is None else [now_us, owner]
         for part in chunks(ids):
             sql = (
                 f"UPDATE jobs SET {_COMPLETE_SET}, result = NULL "
-                f"WHERE state = 'active' AND id IN ({placeholders(len(part))}) RETURNING id, rev"
+                f"WHERE state = 'active' {owned}AND id IN ({placeholders(len(part))}) RETURNING id, rev"
             )
-            returned += conn.execute(sql, [now_us, *part]).fetchall()
+            returned += conn.execute(sql, [*head, *part]).fetchall()
     elif len(results) == len(ids):
         for part in chunks(list(items), 2_000):
             values = ",".join("(?, ?, ?, ?)" for _ in part)

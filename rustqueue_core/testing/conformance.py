@@ -321,6 +321,19 @@ class StorageConformance(StorageQueryConformance):
         (again,) = await storage.complete([CompleteItem(id=a.id)], at(3))
         assert again.outcome == state_mismatch("completed")
 
+    async def test_batch_complete_by_one_consumer_skips_jobs_another_holds(self, storage_factory: Any) -> None:
+        storage = await storage_factory()
+        await storage.insert_jobs(make_jobs(4), T0)
+        mine = await _claim(storage, n=3, consumer_id="w1")
+        (theirs,) = await _claim(storage, n=1, consumer_id="w2")
+        ids = [mine[0].id, theirs.id, mine[1].id, "missing", mine[2].id]
+        outcomes = await storage.complete([CompleteItem(id=i, consumer_id="w1") for i in ids], at(2))
+        assert [o.outcome for o in outcomes] == [OK, LEASE_LOST, OK, NOT_FOUND, OK]
+        assert [o.id for o in outcomes] == ids
+        assert all(o.job is not None and o.job.state == "completed" for o in outcomes if o.outcome == OK)
+        stored = await storage.get_jobs([theirs.id, mine[1].id])
+        assert [(j.state, j.worker_id) for j in stored] == [("active", "w2"), ("completed", "w1")]
+
     async def test_complete_inserts_spawned_jobs_and_skips_held_keys(self, storage_factory: Any) -> None:
         storage = await storage_factory()
         holder = make_job("next", 1, unique_key="held")
