@@ -159,29 +159,34 @@ async def test_waiting_rows_are_left_to_the_claim_index(pg_storage: PostgresStor
 async def test_batch_claims_reuse_a_cached_plan_that_reads_rows_by_tid(
     pg_storage: PostgresStorage, pg_url: str
 ) -> None:
-    """A batch claim is planned once per connection (its limit is a literal) and its update reaches
-    the locked rows by TID, whatever the table size; the claims still come back in order."""
-    await pg_storage.insert_jobs([make_job(at=NOW + timedelta(microseconds=i)) for i in range(600)], NOW)
+    """A batch claim is planned once per connection (its limit is a literal), and that cached plan
+    reaches the locked rows by TID rather than hashing a scan of the table, with fresh statistics
+    too; the claims still come back in order."""
+    await pg_storage.insert_jobs([make_job(at=NOW + timedelta(microseconds=i)) for i in range(2_000)], NOW)
     claimed: list[Job] = []
     for _ in range(12):
         claimed += await pg_storage.claim("q", 50, NOW, consumer_id=None, lease_ms=30_000)
     assert [j.created_at for j in claimed] == [NOW + timedelta(microseconds=i) for i in range(600)]
+    statement = pg_storage.sql.claim_for(50)
     conn = await admin_connection(pg_url)
     try:
-        statement = pg_storage.sql.claim_for(50)
-        args = ("q", NOW, None, b"\0" * 800, 30_000, None)
+        await conn.execute(f'ANALYZE "{pg_storage.schema}".jobs')
         async with conn.transaction():
-            plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {statement}", *args))
             for _ in range(7):
-                await conn.fetch(statement, *args)
-            generic, custom = await conn.fetchrow(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", statement
+                await conn.fetch(statement, "q", NOW, None, b"\0" * 800, 30_000, None)
+            custom, generic = await conn.fetchrow(
+                "SELECT custom_plans, generic_plans FROM pg_prepared_statements WHERE statement = $1", statement
+            )
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE probe (text, timestamptz, text, bytea, bigint, bigint) AS {statement}")
+            plan = "\n".join(
+                row[0] for row in await conn.fetch("EXPLAIN EXECUTE probe('q', now(), NULL, '', 30000, NULL)")
             )
     finally:
         await conn.close()
-    assert "Tid Scan" in plan and "Seq Scan" not in plan, plan
     # The server plans the first five executions; after them every one uses the cached generic plan.
     assert (custom, generic) == (5, 2)
+    assert "Tid Scan" in plan and "Seq Scan" not in plan, plan
 
 
 def test_claim_statements_inline_the_batch_size_and_renumber_later_parameters() -> None:
