@@ -37,6 +37,7 @@ from rustqueue_core.builtin.sqlite_writer import DEFAULT_BUSY_TIMEOUT_S, GroupCo
 from rustqueue_core.errors import ConfigError
 from rustqueue_core.hookspecs import hookimpl
 from rustqueue_core.models import Capabilities, Job, QueueConfig, QueueCounts, Schedule, StorageSpec
+from rustqueue_core.rowcache import RowCache
 from rustqueue_core.storage import (
     Change,
     ChangeOutcome,
@@ -87,7 +88,7 @@ class SQLiteStorage:
         )
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
-        self._rows = ops.RowCache()
+        self._rows = RowCache()
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r}, durability={self.durability!r})"

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from rustqueue_core.builtin.sqlite_ops import RowCache, insert_jobs
+from rustqueue_core.builtin.sqlite_ops import insert_jobs
 from rustqueue_core.builtin.sqlite_query import chunks, placeholders, select_ids
 from rustqueue_core.builtin.sqlite_schema import (
     READ_COLUMN_LIST,
@@ -20,6 +20,7 @@ from rustqueue_core.builtin.sqlite_schema import (
     to_us,
 )
 from rustqueue_core.models import Job, QueueConfig, Schedule
+from rustqueue_core.rowcache import RowCache
 from rustqueue_core.storage import JobFilter
 
 
@@ -48,7 +49,7 @@ def delete_jobs(
 
 def rename_queue(conn: sqlite3.Connection, old: str, new: str, now_us: int, cache: RowCache | None = None) -> int:
     if cache is not None:
-        cache.jobs.clear()
+        cache.clear()
     moved = conn.execute(
         "UPDATE jobs SET queue = ?, updated_at = ?, rev = rev + 1 WHERE queue = ?", (new, now_us, old)
     ).rowcount

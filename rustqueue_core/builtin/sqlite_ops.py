@@ -25,6 +25,7 @@ from rustqueue_core.builtin.sqlite_schema import (
     row_to_job,
 )
 from rustqueue_core.models import Job, copy_job
+from rustqueue_core.rowcache import RowCache
 from rustqueue_core.storage import (
     LEASE_LOST,
     NOT_FOUND,
@@ -80,48 +81,6 @@ _COMPLETE_SET = (
     "lease_ms = NULL, deadline_at = NULL, last_heartbeat = NULL, rev = rev + 1"
 )
 _REV = len(JOB_COLUMNS)
-#: Bound on cached rows. When full, new rows are not cached (the oldest, claimed first, stay).
-ROW_CACHE_MAX = 50_000
-
-
-class RowCache:
-    """The writer's copy of the jobs it inserted and claimed, keyed by id, with the row's ``rev``.
-
-    Claims and acks then return only the columns they changed (``RETURNING id, rev, ...``): when the
-    returned ``rev`` is the cached one plus one, nothing else (no other call, no other process) changed
-    the row in between, so the new job is the cached one with this statement's changes. Any other
-    ``rev`` falls back to reading the row. Only the writer touches it, under the connection lock.
-    """
-
-    __slots__ = ("jobs",)
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, tuple[int, Job]] = {}
-
-    def remember(self, rev: int, job: Job) -> None:
-        jobs = self.jobs
-        if len(jobs) >= ROW_CACHE_MAX and job.id not in jobs:
-            return
-        jobs[job.id] = (rev, copy_job(job))
-
-    def keep(self, rev: int, job: Job) -> None:
-        """Like :meth:`remember` for a job the caller never sees (no defensive copy)."""
-        jobs = self.jobs
-        if len(jobs) >= ROW_CACHE_MAX and job.id not in jobs:
-            return
-        jobs[job.id] = (rev, job)
-
-    def take(self, job_id: str, rev: int) -> Job | None:
-        entry = self.jobs.pop(job_id, None)
-        if entry is None or entry[0] + 1 != rev:
-            return None
-        return entry[1]
-
-    def forget(self, ids: Any) -> None:
-        for job_id in ids:
-            self.jobs.pop(job_id, None)
-
-
 _STATE_COLUMNS = frozenset(JOB_COLUMNS)
 
 
@@ -229,7 +188,7 @@ def insert_jobs(conn: sqlite3.Connection, jobs: Sequence[Job], cache: RowCache |
     if cache is not None:
         for job in jobs:
             if job.state == "waiting":
-                cache.remember(0, job)
+                cache.put(job.id, 0, copy_job(job))
 
 
 def insert_jobs_merged(conn: sqlite3.Connection, calls: list[tuple[Any, ...]]) -> list[None]:
@@ -287,10 +246,10 @@ def _claimed(
                 read[row[0]] = row_to_job(row)
         jobs = [job if job is not None else read[row[0]] for job, row in zip(jobs, rows, strict=True)]
     claimed: list[Job] = []
-    keep = cache.keep
+    put = cache.put
     for row, job in zip(rows, jobs, strict=True):
         assert job is not None
-        keep(row[1], job)  # the cache keeps this object; the caller gets a copy
+        put(row[0], row[1], job)  # the cache keeps this object; the caller gets a copy
         claimed.append(copy_job(job))
     return claimed
 
@@ -550,7 +509,7 @@ def transition(
             job.data = updates["data"]
         if cache is not None:
             if job.state == "active":
-                cache.remember(row[_REV], job)
+                cache.put(job.id, row[_REV], copy_job(job))
             else:
                 cache.forget([job.id])
         outcomes.append(ChangeOutcome(id=change.id, outcome=OK, job=job))
