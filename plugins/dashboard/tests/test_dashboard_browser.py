@@ -373,25 +373,22 @@ def test_every_page_renders_without_script_errors(server: ServerProcess, api: ht
     assert errors == []
 
 
-def test_auth_on_asks_for_a_token_once(tmp_path: Path, browser: Any) -> None:
+def test_auth_on_protects_the_page_behind_a_sign_in_page(tmp_path: Path, browser: Any) -> None:
     env = {"RUSTQUEUE_AUTH_ENABLED": "true", "RUSTQUEUE_AUTH_TOKENS": "s3cret-token"}
     secured = start_server(tmp_path, "http,websocket,dashboard,auth", extra_env=env)
     try:
         with httpx.Client(base_url=secured.url, timeout=10) as client:
-            assert client.get("/dashboard").status_code == 200  # the page shell holds no data
+            assert client.get("/dashboard").status_code == 401
             assert client.get("/dashboard/api/overview").status_code == 401
             headers = {"Authorization": "Bearer s3cret-token"}
+            assert client.get("/dashboard", headers=headers).status_code == 200
             assert client.get("/dashboard/api/overview", headers=headers).status_code == 200
             push(client.__class__(base_url=secured.url, headers=headers), "br-auth")
         browser.get(f"{secured.url}/dashboard#/overview")
-        find(browser, "#token-input")
-        click(browser, ".modal .btn.secondary")  # dismiss: no new dialog every 5 s, a Sign in button instead
-        wait_text(browser, "#error-banner", "use Sign in")
-        wait_until(browser, lambda d: text_of(d, "#signout") == "Sign in", "the Sign in button")
-        click(browser, "#signout")
+        wait_text(browser, "#reason", "Authentication required")
         find(browser, "#token-input").send_keys("wrong-token")
         click(browser, "#token-submit")
-        wait_until(browser, lambda d: "not accepted" in text_of(d, ".modal"), "a wrong token is refused")
+        wait_text(browser, "#reason", "not accepted")
         find(browser, "#token-input").send_keys("s3cret-token")
         click(browser, "#token-submit")
         wait_until(browser, lambda d: card_value(d, "waiting") == "1", "the overview loaded with the token")
@@ -400,8 +397,12 @@ def test_auth_on_asks_for_a_token_once(tmp_path: Path, browser: Any) -> None:
         wait_until(browser, lambda d: card_value(d, "waiting") == "1", "reload without a prompt")
         assert not rows(browser, "#token-input")
         assert text_of(browser, "#signout") == "Sign out"
-        browser.execute_script("sessionStorage.clear()")
+        click(browser, "#signout")  # forgets the token and the cookie: the page is closed again
+        browser.refresh()
+        wait_text(browser, "#reason", "Authentication required")
     finally:
+        browser.execute_script("sessionStorage.clear()")
+        browser.delete_all_cookies()
         stop_server(secured)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -46,27 +47,63 @@ async def test_path_prefix_moves_pages_assets_and_api() -> None:
 
 
 @pytest.mark.parametrize("prefix", ["/dashboard", "/console"])
-async def test_auth_protects_the_api_but_not_the_page_shell(prefix: str) -> None:
-    config = {"auth": {"enabled": True, "tokens": ["t0k3n"]}, "dashboard": {"path_prefix": prefix}}
+async def test_auth_protects_the_page_its_assets_and_the_api(prefix: str) -> None:
+    auth = {"enabled": True, "tokens": ["t0k3n"], "max_failures": 100}  # many refusals from one client
+    config = {"auth": auth, "dashboard": {"path_prefix": prefix}}
     engine = await make_engine([auth_plugin], config=config)
     try:
         async with AsyncTestClient(create_app(engine)) as client:
-            assert (await client.get(prefix)).status_code == 200
-            assert (await client.get(f"{prefix}/js/app.js")).status_code == 200
+            for path in (prefix, f"{prefix}/", f"{prefix}/index.html", f"{prefix}/js/app.js", f"{prefix}/nope.css"):
+                denied = await client.get(path)
+                assert denied.status_code == 401, path
+                assert denied.json() == {
+                    "ok": False,
+                    "error": {"code": "UNAUTHORIZED", "message": "Missing Authorization header", "details": None},
+                }
+            headers = {"Authorization": "Bearer t0k3n"}
+            page = await client.get(prefix, headers=headers)
+            assert page.status_code == 200 and f'<meta name="rq-prefix" content="{prefix}">' in page.text
+            assert (await client.get(f"{prefix}/js/app.js", headers=headers)).status_code == 200
+            assert (await client.get(f"{prefix}/nope.css", headers=headers)).status_code == 404
+            # A browser opening the page gets a sign-in page; the cookie it sets opens the page and assets.
+            browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+            sign_in = await client.get(prefix, headers=browser)
+            assert sign_in.status_code == 401 and sign_in.headers["content-type"].startswith("text/html")
+            assert 'id="token-input"' in sign_in.text and "rustqueue_token=" in sign_in.text
+            assert f'Path=" + {json.dumps(prefix)}' in sign_in.text
+            wrong = await client.get(prefix, headers={**browser, "Cookie": "rustqueue_token=nope"})
+            assert wrong.status_code == 401 and "not accepted" in wrong.text
+            with_cookie = await client.get(prefix, headers={**browser, "Cookie": "rustqueue_token=t0k3n"})
+            assert with_cookie.status_code == 200 and 'src="' in with_cookie.text
+            assert (
+                await client.get(f"{prefix}/js/api.js", headers={"Cookie": "rustqueue_token=t0k3n"})
+            ).status_code == 200
+            # The cookie opens static files only: every data route still requires the header.
+            for path in (f"{prefix}/api/overview", "/api/v1/queues"):
+                refused = await client.get(path, headers={"Cookie": "rustqueue_token=t0k3n"})
+                assert refused.status_code == 401, path
             denied = await client.get(f"{prefix}/api/overview")
-            assert denied.status_code == 401
             assert denied.json()["error"]["message"] == "Missing Authorization header"
-            wrong = await client.post(
+            wrong_header = await client.post(
                 f"{prefix}/api/queues", json={"name": "q"}, headers={"Authorization": "Bearer no"}
             )
-            assert wrong.status_code == 401
+            assert wrong_header.status_code == 401
             assert not [q for q in await engine.queues() if q.name == "q"]
-            headers = {"Authorization": "Bearer t0k3n"}
             assert (await client.get(f"{prefix}/api/overview", headers=headers)).status_code == 200
             session = (await client.get(f"{prefix}/api/session", headers=headers)).json()
             assert session == {"ok": True, "principal": "token-0", "anonymous": False}
             created = await client.post(f"{prefix}/api/queues", json={"name": "q"}, headers=headers)
             assert created.status_code == 201
+    finally:
+        await close_engine(engine)
+
+
+async def test_without_auth_the_page_and_assets_are_public() -> None:
+    engine = await make_engine()
+    try:
+        async with AsyncTestClient(create_app(engine)) as client:
+            assert (await client.get("/dashboard")).status_code == 200
+            assert (await client.get("/dashboard/js/app.js")).status_code == 200
     finally:
         await close_engine(engine)
 

@@ -16,4 +16,5 @@ def dashboard_route_handlers(engine: Any, config: DashboardConfig) -> list[Any]:
     state = state_for(engine, config)
     # Capture log lines from the moment the app exists, also for an engine served without lifespans.
     state.attach_logs()
-    return [*api_route_handlers(engine, state, config.path_prefix), *asset_route_handlers(config.path_prefix)]
+    api = api_route_handlers(engine, state, config.path_prefix)
+    return [*api, *asset_route_handlers(config.path_prefix, getattr(engine, "host", None))]

@@ -1,5 +1,7 @@
 // HTTP access for the dashboard: the dashboard's own API under <prefix>/api and the /api/v1 routes.
 // With auth on, a 401 asks for a token once; it is kept in sessionStorage and sent as a Bearer header.
+// A cookie (path: the prefix) holds it too: the server takes it for the page and its assets only, which
+// a browser cannot request with a header; the APIs accept the header alone.
 import { askToken } from "./dom.js";
 
 const TOKEN_KEY = "rustqueue.dashboard.token";
@@ -15,15 +17,27 @@ export class ApiError extends Error {
 }
 
 export function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
+  return sessionStorage.getItem(TOKEN_KEY) || cookieToken();
+}
+
+// The token of the sign-in cookie, e.g. set in another tab of this browser session.
+function cookieToken() {
+  const match = document.cookie.match(/(?:^|; )rustqueue_token=([^;]*)/);
+  return match && match[1] ? decodeURIComponent(match[1]) : null;
 }
 
 // Set when the user dismissed the sign-in dialog: no new dialog until they click "Sign in".
 let declined = false;
 
+function setCookie(value) {
+  const attributes = "; Path=" + (PREFIX || "/") + "; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
+  document.cookie = "rustqueue_token=" + (value ? encodeURIComponent(value) : "") + attributes + (value ? "" : "; Max-Age=0");
+}
+
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
+  setCookie(value);
   const button = document.getElementById("signout");
   button.hidden = !value && !declined;
   button.textContent = value ? "Sign out" : "Sign in";
