@@ -200,3 +200,32 @@ async def test_two_engines_are_independent(serve: Any, receivers: Any) -> None:
     (b,) = await r2.wait_for(1)
     assert a.json()["data"]["queue"] == "one"
     assert b.json()["data"]["queue"] == "two"
+
+
+async def test_routes_answer_the_startup_gate_until_the_service_runs(tmp_path: Path) -> None:
+    """Before recovery ends the webhook service has not started: the routes say "starting" (NOT_READY,
+    retry later), not "webhooks are not enabled"."""
+    plugin = WebhooksPlugin(WebhooksConfig(enabled=True, store_path=str(tmp_path / "hooks.db")))
+    host = PluginHost.embedded(["http"])
+    host.register(plugin, "webhooks")
+    engine = RustQueue(MemoryStorage(), host=host)
+    assert engine.state == "starting"
+    try:
+        async with AsyncTestClient(create_app(engine)) as client:
+            for method, path in (("GET", "/api/v1/webhooks"), ("POST", "/api/v1/webhooks")):
+                early = await client.request(method, path, json={"url": "http://127.0.0.1:9/hook"})
+                assert early.status_code == 503 and early.headers["retry-after"] == "1"
+                assert early.json()["error"]["code"] == "NOT_READY"
+            await engine.start()
+            async with plugin.run(engine):
+                created = await client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
+                assert created.status_code == 201
+                assert len((await client.get("/api/v1/webhooks")).json()["webhooks"]) == 1
+    finally:
+        await engine.close()
+
+
+async def test_disabled_webhooks_say_so_once_started(serve: Callable[..., Any]) -> None:
+    server = await serve(enabled=False)
+    answer = await server.client.get("/api/v1/webhooks")
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "WEBHOOKS_DISABLED"

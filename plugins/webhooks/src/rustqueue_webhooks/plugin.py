@@ -108,7 +108,9 @@ class WebhooksPlugin:
         from rustqueue_webhooks.service import service_for
 
         engine = app_config.state.get(ENGINE_STATE_KEY)
-        return webhook_route_handlers(lambda: service_for(engine))
+        return webhook_route_handlers(
+            lambda: service_for(engine), lambda: getattr(engine, "state", "ready") == "starting"
+        )
 
     @contextlib.asynccontextmanager
     async def run(self, engine: Any) -> AsyncIterator[WebhookService]:

@@ -12,6 +12,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery
 
+from rustqueue_core.errors import NotReady
 from rustqueue_webhooks.events import WebhookInputError
 from rustqueue_webhooks.service import WebhookService
 from rustqueue_webhooks.store import FAILED, PENDING
@@ -47,13 +48,21 @@ def _not_found(webhook_id: str) -> Response[bytes]:
     return _error("WEBHOOK_NOT_FOUND", f"Webhook '{webhook_id}' not found", 404)
 
 
-def webhook_route_handlers(resolve: Callable[[], WebhookService | None]) -> list[Any]:
+def webhook_route_handlers(
+    resolve: Callable[[], WebhookService | None], starting: Callable[[], bool] = lambda: False
+) -> list[Any]:
     """The webhook routes of one engine; ``resolve`` returns its running service. They answer 503
-    ``WEBHOOKS_DISABLED`` while the plugin is disabled or not running for that engine."""
+    ``WEBHOOKS_DISABLED`` while the plugin is disabled or not running for that engine, except while the
+    engine is still starting (``starting()``): the service starts with the engine's lifespans, after
+    recovery, so until then they answer the startup gate's ``NOT_READY`` (503 with ``Retry-After``)."""
 
     def current() -> WebhookService | None:
         service = resolve()
-        return service if service is not None and service.enabled and service.running else None
+        if service is not None and service.enabled and service.running:
+            return service
+        if starting() and (service is None or service.enabled):
+            raise NotReady()
+        return None
 
     @post(
         "/api/v1/webhooks",
