@@ -20,7 +20,7 @@ from rustqueue_core.errors import ConfigError
 from rustqueue_core.ids import new_ids
 from rustqueue_core.models import Job, LogEntry
 from rustqueue_core.sortkey import sort_key, timestamp_us
-from rustqueue_core.storage import Change, CompleteItem, InsertConflict, JobFilter
+from rustqueue_core.storage import OK, Change, CompleteItem, InsertConflict, JobFilter
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -535,3 +535,50 @@ async def test_nul_characters_in_payloads_round_trip_and_in_text_are_rejected(
     with pytest.raises(ValidationError, match="NUL"):
         await pg_storage.insert_jobs([make_job(), bad], NOW)
     assert (await pg_storage.count_jobs())["q"].total == 1
+
+
+async def test_an_ack_whose_answer_was_lost_is_not_reported_as_a_second_ack(pg_storage: PostgresStorage) -> None:
+    """The connection drops after the ack committed: the retry finds the job completed at this call's
+    timestamp and reports the ack as done (with the children it released), not as a state mismatch."""
+    parent = make_job()
+    child = make_job(state="blocked", depends_on=[parent.id])
+    await pg_storage.insert_jobs([parent, child], NOW)
+    (claimed,) = await pg_storage.claim("q", 1, NOW, consumer_id="w", lease_ms=30_000)
+    assert claimed.id == parent.id
+    pool = pg_storage._pool
+    assert pool is not None
+    acquire = pool.acquire
+    lost: list[str] = []
+
+    class AnswerLost:
+        """A connection whose first ack statement commits and then loses its answer."""
+
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+
+        async def fetch(self, statement: str, *args: Any) -> Any:
+            rows = await self._conn.fetch(statement, *args)
+            if not lost and statement.startswith(f"UPDATE \"{pg_storage.schema}\".jobs j SET state = 'completed'"):
+                lost.append(statement)
+                raise ConnectionResetError("connection lost after COMMIT")
+            return rows
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+    async def acquire_losing() -> Any:
+        return AnswerLost(await acquire())
+
+    pool.acquire = acquire_losing  # type: ignore[method-assign]
+    try:
+        then = NOW + timedelta(seconds=1)
+        (outcome,) = await pg_storage.complete([CompleteItem(id=parent.id, consumer_id="w")], then)
+    finally:
+        pool.acquire = acquire  # type: ignore[method-assign]
+    assert lost, "the fault was injected"
+    assert outcome.outcome == OK and outcome.job is not None
+    assert (outcome.job.state, outcome.job.completed_at) == ("completed", then)
+    assert outcome.blocked_children == [child.id]
+    # Acking it again, in a new call, is still a state mismatch.
+    (again,) = await pg_storage.complete([CompleteItem(id=parent.id)], then)
+    assert again.outcome != OK

@@ -105,7 +105,12 @@ class Statements:
         )
         self.existing_ids = f"SELECT id FROM {jobs} WHERE id = ANY($1::text[])"
         self.get_jobs = jobs_json(jobs, "j", tail="WHERE j.id = ANY($1::text[])")
-        self.cas_view = f"SELECT id, state, lease_token, worker_id FROM {jobs} WHERE id = ANY($1::text[])"
+        #: Per parent id: its blocked children (for acks found already committed on a retry).
+        self.blocked_children = (
+            f"SELECT p.id, ARRAY(SELECT c.id FROM {jobs} c WHERE c.depends_on <> '{{}}' "
+            "AND c.depends_on @> ARRAY[p.id] AND c.state = 'blocked') FROM unnest($1::text[]) AS p(id)"
+        )
+        self.cas_view = f"SELECT id, state, lease_token, worker_id, completed_at FROM {jobs} WHERE id = ANY($1::text[])"
 
         # ---- claim: waiting jobs plus delayed jobs already due (claims_due_delayed), each branch
         # an index scan that locks at most the limit; the union is ordered by sort_key once. One row

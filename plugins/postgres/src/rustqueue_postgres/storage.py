@@ -220,7 +220,11 @@ class PostgresStorage(PostgresBase):
             consumers = [items[i].consumer_id for i in idxs]
             statement, args = self.sql.complete, (idxs, ids, results, tokens, consumers, expects, now)
 
+        attempts = 0
+
         async def work(raw: Any) -> list[CompleteOutcome]:
+            nonlocal attempts
+            attempts += 1
             rows = await raw.fetch(statement, *args)
             outcomes: list[CompleteOutcome | None] = [None] * len(items)
             spawns: list[Job] = []
@@ -259,13 +263,50 @@ class PostgresStorage(PostgresBase):
             rest = [i for i in range(len(items)) if outcomes[i] is None]
             if rest:
                 view = {r["id"]: r for r in await raw.fetch(self.sql.cas_view, [items[i].id for i in rest])}
+                if attempts > 1:
+                    await self._recommitted(raw, items, rest, view, set(idxs), now, outcomes)
                 for i in rest:
+                    if outcomes[i] is not None:
+                        continue
                     item = items[i]
                     verdict = _cas_outcome(view.get(item.id), item.lease_token, item.consumer_id, frozenset({"active"}))
                     outcomes[i] = CompleteOutcome(id=item.id, outcome=verdict)
             return [o for o in outcomes if o is not None]
 
         return await self._run(work, atomic=any(item.spawned for item in items))
+
+    async def _recommitted(
+        self,
+        raw: Any,
+        items: Sequence[CompleteItem],
+        rest: list[int],
+        view: dict[str, Any],
+        primary: set[int],
+        now: datetime,
+        outcomes: list[CompleteOutcome | None],
+    ) -> None:
+        """On a retry after a lost connection: items the lost attempt already completed (the row is
+        completed at this very call's timestamp) succeeded; they are not reported as acked twice. Only
+        an item's first occurrence counts: a repeated id in one call still sees the job completed."""
+        done = [
+            i
+            for i in rest
+            if i in primary
+            and (row := view.get(items[i].id)) is not None
+            and row["state"] == "completed"
+            and row["completed_at"] == now
+        ]
+        if not done:
+            return
+        ids = [items[i].id for i in done]
+        text = await raw.fetchval(self.sql.get_jobs, ids)
+        found = {j.id: j for j in _decode_jobs(text)} if text else {}
+        children = {r[0]: list(r[1]) for r in await raw.fetch(self.sql.blocked_children, ids)}
+        for i in done:
+            job = found.get(items[i].id)
+            if job is not None:
+                outcomes[i] = CompleteOutcome(id=job.id, outcome=OK, job=job, blocked_children=children.get(job.id, []))
+        self._cache.forget(items[i].id for i in done)
 
     def _transition_statement(self, fields: tuple[str, ...]) -> str:
         sql = self._transition_sql.get(fields)
