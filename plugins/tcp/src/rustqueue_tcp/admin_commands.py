@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from rustqueue_core.errors import ScheduleNotFound
@@ -70,17 +71,25 @@ class AdminCommands:
         )
 
     # ------------------------------------------------------------------ admin
-    async def _queue_pause(self, session: Session, command: dict[str, Any]) -> bytes:
-        queue = require_str(command, "queue")
-        self._authorize(session, "admin", queue)
-        await self.engine.pause_queue(queue)
+    async def _named(
+        self,
+        session: Session,
+        command: dict[str, Any],
+        field: str,
+        action: str,
+        call: Callable[[str], Awaitable[Any]],
+    ) -> bytes:
+        """A command naming one queue or schedule (``field``) that answers ``{"ok": true}``."""
+        name = require_str(command, field)
+        self._authorize(session, action, name if field == "queue" else None)
+        await call(name)
         return OK_LINE
 
+    async def _queue_pause(self, session: Session, command: dict[str, Any]) -> bytes:
+        return await self._named(session, command, "queue", "admin", self.engine.pause_queue)
+
     async def _queue_resume(self, session: Session, command: dict[str, Any]) -> bytes:
-        queue = require_str(command, "queue")
-        self._authorize(session, "admin", queue)
-        await self.engine.resume_queue(queue)
-        return OK_LINE
+        return await self._named(session, command, "queue", "admin", self.engine.resume_queue)
 
     async def _schedule_create(self, session: Session, command: dict[str, Any]) -> bytes:
         name = require_str(command, "name")
@@ -115,19 +124,10 @@ class AdminCommands:
         return encode_line({"ok": True, "schedule": wire.schedule_to_wire(schedule)})
 
     async def _schedule_delete(self, session: Session, command: dict[str, Any]) -> bytes:
-        name = require_str(command, "name")
-        self._authorize(session, "schedule", None)
-        await self.engine.delete_schedule(name)
-        return OK_LINE
+        return await self._named(session, command, "name", "schedule", self.engine.delete_schedule)
 
     async def _schedule_pause(self, session: Session, command: dict[str, Any]) -> bytes:
-        name = require_str(command, "name")
-        self._authorize(session, "schedule", None)
-        await self.engine.pause_schedule(name)
-        return OK_LINE
+        return await self._named(session, command, "name", "schedule", self.engine.pause_schedule)
 
     async def _schedule_resume(self, session: Session, command: dict[str, Any]) -> bytes:
-        name = require_str(command, "name")
-        self._authorize(session, "schedule", None)
-        await self.engine.resume_schedule(name)
-        return OK_LINE
+        return await self._named(session, command, "name", "schedule", self.engine.resume_schedule)
