@@ -115,9 +115,9 @@ class Statements:
         # ---- claim: waiting jobs plus delayed jobs already due (claims_due_delayed), each branch
         # an index scan that locks at most the limit; the union is ordered by sort_key once. One row
         # per claimed job: its rank in claim order, id and new rev, and the whole job as JSON only
-        # when the claiming storage ($7) was not the row's last writer (else its row cache has it).
-        # The update finds the locked rows by ctid (see ``_claim_update``). ``$3`` is the batch
-        # size; ``claim_for`` turns it into a literal.
+        # when the claiming storage (the last parameter) was not the row's last writer (else its row
+        # cache has it). The update finds the locked rows by ctid (see ``_claim_update``). In this
+        # template ``$3`` is the batch size; ``claim_for`` turns it into a literal.
         self._claim_template = (
             "WITH picked AS (SELECT c.id, c.ctid, c.writer, row_number() OVER (ORDER BY c.sort_key) AS rn "
             f"FROM ({self._claimable('$3')}) c ORDER BY c.sort_key LIMIT $3), "
