@@ -152,3 +152,11 @@ async def test_series_forgets_deleted_queues(client: AsyncTestClient[Any]) -> No
     state = state_for(client.app.state["rustqueue_engine"])
     await state.sampler.sample()
     assert state.sampler.points_of("gone") == []
+
+
+def test_the_sign_in_page_escapes_what_it_embeds() -> None:
+    from rustqueue_dashboard.assets import sign_in_page
+
+    page = sign_in_page("/ops</script><script>alert(1)//", "denied <b>now</b>").decode()
+    assert "</script><script>alert(1)" not in page
+    assert "denied &lt;b&gt;now&lt;/b&gt;" in page

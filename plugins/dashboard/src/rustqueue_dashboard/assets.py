@@ -99,7 +99,7 @@ def shell_credentials(request: Request[Any, Any, Any]) -> tuple[Credentials, boo
 
 def sign_in_page(prefix: str, reason: str) -> bytes:
     """A self-contained page (no asset: those are protected too) asking for the token."""
-    cookie_path = json.dumps(prefix)
+    cookie_path = json.dumps(prefix).replace("<", "\\u003c")  # safe inside <script>
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · rustqueue dashboard · RustQueue compatible</title>
