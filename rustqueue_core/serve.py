@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from types import FrameType
 from typing import Any
 
 from rustqueue_core.config import (
@@ -34,6 +35,7 @@ from rustqueue_core.config import (
 from rustqueue_core.errors import ConfigError, PluginError, RustQueueError
 from rustqueue_core.models import TransportSpec
 from rustqueue_core.plugins import PluginHost, PluginLoadError
+from rustqueue_core.signals import REPEAT_WINDOW_S, ShutdownSignals
 
 logger = logging.getLogger("rustqueue.serve")
 
@@ -145,14 +147,31 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
     loop = asyncio.get_running_loop()
     logger.debug("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
 
-    def on_signal() -> None:
-        if stop.is_set():  # a second signal: the operator does not want to wait for the drain
+    signals = ShutdownSignals()
+
+    def on_signal(sig: signal.Signals) -> None:
+        kind = signals.classify(sig)
+        if kind == "same":
+            logger.info(
+                "%s again within %.1f s: taken as the same request (a launcher such as `uv run` forwarded it); "
+                "send it again to exit without draining",
+                sig.name,
+                REPEAT_WINDOW_S,
+            )
+            return
+        if kind == "force":  # the operator does not want to wait for the drain
             logger.warning("second signal: exiting without draining")
             os._exit(130)
         stop.set()
 
+    def after_loop(signum: int, frame: FrameType | None) -> None:
+        """Once the loop's handlers are gone: the drain is over or under way, so only a deliberate
+        second signal (not a forwarded copy of the first) may cut the exit short."""
+        if signals.classify(signum) == "force":
+            os._exit(130)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)
     grace = float(config.get("server.shutdown_grace_seconds", 30.0))
     try:
         async with AsyncExitStack() as stack:
@@ -198,6 +217,8 @@ async def _serve(host: PluginHost, config: Config, url: str, settings: Any) -> i
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+            if signals.received:  # a launcher's copy of it may still be on its way
+                signal.signal(sig, after_loop)  # stays installed until the process exits
         if getattr(engine, "state", "closed") != "closed":
             try:
                 await engine.close(grace)

@@ -26,6 +26,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rustqueue_core.errors import Closed
+from rustqueue_core.signals import ShutdownSignals
 
 if TYPE_CHECKING:
     from rustqueue_core.engine import RustQueue
@@ -302,13 +303,18 @@ async def _open_engine(source: EngineSource) -> RustQueue:
 
 
 def _install_signal_handlers(stop: threading.Event, cancel_now: Callable[[], None]) -> Callable[[], None]:
-    """SIGINT/SIGTERM set ``stop``; a second one calls ``cancel_now``. Main thread only; returns a
-    function restoring the previous handlers."""
+    """SIGINT/SIGTERM set ``stop``; a second one calls ``cancel_now`` (a repeat of the first within
+    ``REPEAT_WINDOW_S`` is the same request). Main thread only; returns a function restoring the previous
+    handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous: dict[int, Any] = {}
 
+    signals = ShutdownSignals()
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if signals.classify(signum) == "same":
+            return  # a launcher's copy of the first signal, not a second request
         if stop.is_set():
             cancel_now()
         else:

@@ -21,6 +21,7 @@ import msgspec
 
 from rustqueue_core.errors import Closed, ValidationError
 from rustqueue_core.models import BatchResult, Job, WorkerInfo, WorkerStats
+from rustqueue_core.signals import REPEAT_WINDOW_S, ShutdownSignals
 from rustqueue_core.worker import (
     DEFAULT_LEASE_MS,
     MAX_CLAIM_BACKOFF,
@@ -111,6 +112,7 @@ class WorkerRuntime:
         self._stop = asyncio.Event()
         self.finished = asyncio.Event()
         self._force = asyncio.Event()
+        self._signals = ShutdownSignals()
         self._wake = asyncio.Event()
         self._beat_changed = asyncio.Event()
         self._chain: Callable[[Job], Awaitable[Any]] = self._call_handler
@@ -474,6 +476,9 @@ class WorkerRuntime:
         return restore
 
     def _on_signal(self, sig: signal.Signals) -> None:
+        if self._signals.classify(sig) == "same":
+            logger.info("worker on %r: %s again within %.1f s: the same request", self.queue, sig.name, REPEAT_WINDOW_S)
+            return
         logger.info("worker on %r: %s received, shutting down", self.queue, sig.name)
         self.request_stop()
 

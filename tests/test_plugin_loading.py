@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from rustqueue_core.signals import REPEAT_WINDOW_S
+
 SCRIPT = Path(sys.executable).with_name("rustqueue")
 TIMEOUT = 60
 
@@ -467,6 +469,49 @@ def test_serve_enters_and_exits_in_reverse(workdir: Path, site: Path) -> None:
         "transport exit",
         "lifespan exit",
     ]
+
+
+SLOW_EXIT_LIFESPAN = """
+import asyncio, contextlib, os
+from rustqueue_core import hookimpl
+
+LOG = os.environ["LIFECYCLE_LOG"]
+
+@contextlib.asynccontextmanager
+async def lifespan():
+    yield
+    await asyncio.sleep(float(os.environ["EXIT_SECONDS"]))  # a drain that takes a while
+    with open(LOG, "a") as f:
+        f.write("lifespan exit\\n")
+
+@hookimpl
+def rustqueue_lifespan(engine):
+    return lifespan()
+"""
+
+
+@pytest.mark.parametrize(
+    ("gap", "code", "drained"),
+    [
+        (0.05, 0, True),  # a launcher's copy of the first signal: one request, drained in full
+        (REPEAT_WINDOW_S + 0.4, 130, False),  # a deliberate second signal: exit without draining
+    ],
+)
+def test_serve_takes_a_quick_repeat_of_its_signal_as_the_same_request(
+    workdir: Path, site: Path, gap: float, code: int, drained: bool
+) -> None:
+    add_distribution(site, "rustqueue-slow", "1.0", {"slow": "slow_plugin"}, {"slow_plugin": SLOW_EXIT_LIFESPAN})
+    log = workdir / "lifecycle.log"
+    env = {"LIFECYCLE_LOG": str(log), "EXIT_SECONDS": "2.5"}
+    proc = start_serve("--plugins=slow", "--storage", "memory://", cwd=workdir, site=site, env=env)
+    wait_ready(proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    returncode, err = stop(proc, signal.SIGINT)
+    assert returncode == code, err
+    assert (log.is_file() and "lifespan exit" in log.read_text()) is drained
+    assert ("taken as the same request" in err) is drained
+    assert ("exiting without draining" in err) is not drained
 
 
 def test_serve_flag_beats_environment_for_ports(workdir: Path, site: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from rustqueue_core.engine import RustQueue
 from rustqueue_core.errors import Closed, JobNotFound
 from rustqueue_core.models import Job
+from rustqueue_core.signals import REPEAT_WINDOW_S
 from rustqueue_core.sync import SyncRustQueue
 
 
@@ -249,7 +250,7 @@ def test_a_second_signal_cancels_the_grace_period_and_raises_keyboard_interrupt(
     def signal_twice() -> None:
         started.wait(5)
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.1)
+        time.sleep(REPEAT_WINDOW_S + 0.2)  # a deliberate second signal, not a forwarded copy of the first
         os.kill(os.getpid(), signal.SIGTERM)
 
     killer = threading.Thread(target=signal_twice)
@@ -262,3 +263,34 @@ def test_a_second_signal_cancels_the_grace_period_and_raises_keyboard_interrupt(
     killer.join(5)
     job = srq.get_job(job_id)
     assert (job.state, job.attempt, job.result) == ("waiting", 0, None)
+
+
+def test_a_copy_of_the_first_signal_arriving_at_once_does_not_cut_the_drain_short(srq: SyncRustQueue) -> None:
+    """A launcher such as ``uv run`` forwards the Ctrl-C its process group already got: the worker sees the
+    same signal twice within milliseconds, and that is one request to stop, drained in full."""
+    job_id = srq.push("q", "n")
+    started = threading.Event()
+    release = threading.Event()
+
+    def handler(job: Job) -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    def signal_with_a_copy() -> None:
+        started.wait(5)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(REPEAT_WINDOW_S + 0.3)  # the drain is still waiting for the handler
+        release.set()
+
+    killer = threading.Thread(target=signal_with_a_copy)
+    killer.start()
+    try:
+        srq.run_worker("q", handler, poll_interval=0.05, grace_period=30)
+    finally:
+        release.set()
+    killer.join(5)
+    job = srq.get_job(job_id)
+    assert (job.state, job.result) == ("completed", "done")

@@ -429,7 +429,11 @@ SIGTERM_CHILD = textwrap.dedent(
 
 
 @pytest.mark.timeout(60)
-async def test_sigterm_drains_then_releases_with_attempt_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("copies", [1, 2], ids=["once", "with-a-launcher-copy"])
+async def test_sigterm_drains_then_releases_with_attempt_unchanged(tmp_path: Path, copies: int) -> None:
+    """SIGTERM drains: the quick job finishes within the grace period, the stuck one and the prefetched one
+    go back unchanged. A copy of the signal arriving at once (a launcher forwarding what the process group
+    already got) is the same request and does not cut the grace period short."""
     from rustqueue_core.engine import RustQueue
 
     db = tmp_path / "sigterm.db"
@@ -451,7 +455,9 @@ async def test_sigterm_drains_then_releases_with_attempt_unchanged(tmp_path: Pat
             lines.append(line)
             if line.startswith("started"):
                 started.add(line.split()[1])
-        os.kill(child.pid, signal.SIGTERM)
+        for _ in range(copies):
+            os.kill(child.pid, signal.SIGTERM)
+            await asyncio.sleep(0.02)
         out_bytes, err_bytes = await asyncio.wait_for(child.communicate(), 20)
     finally:
         if child.returncode is None:
