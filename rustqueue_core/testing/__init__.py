@@ -4,7 +4,8 @@ Enable it with ``-p rustqueue_core.testing`` (in ``addopts``); it needs the ``ru
 extra. Option ``--rustqueue-storage=URL`` selects the backend every engine fixture runs on
 (default: a fresh SQLite file per test). Fixtures: ``storage_url``, ``storage_factory``,
 ``engine_factory``, ``rq``, ``manual_clock``. Conformance classes: :class:`StorageConformance`,
-:class:`StorageConcurrencyConformance`, :class:`StorageCrashConformance`. Marker
+:class:`StorageConcurrencyConformance`, :class:`StorageCrashConformance`. Helpers that wait for the
+engine's background work with a deadline: :mod:`rustqueue_core.testing.waiting`. Marker
 ``@pytest.mark.rustqueue_storage("sqlite", ...)`` runs a backend-specific test only when the selected
 storage has one of those schemes (and skips it with that reason otherwise).
 """
@@ -27,6 +28,7 @@ pytest.register_assert_rewrite(
     "rustqueue_core.testing.conformance_crash",
     "rustqueue_core.testing.jobs",
     "rustqueue_core.testing.procs",
+    "rustqueue_core.testing.waiting",
 )
 
 from rustqueue_core.testing.conformance import StorageConformance  # noqa: E402
