@@ -23,7 +23,7 @@ test: install
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 	@if $(UV) run --no-sync python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
 	  echo "== engine, storage and worker suites again on $(PG_URL)"; \
-	  $(UV) run --no-sync pytest tests/engine tests/storage tests/test_worker.py --rustqueue-storage=$(PG_URL) $(PYTEST_ARGS); \
+	  $(UV) run --no-sync pytest tests/engine tests/storage tests/test_worker.py tests/test_worker_shutdown.py --rustqueue-storage=$(PG_URL) $(PYTEST_ARGS); \
 	else \
 	  echo "== no PostgreSQL on 127.0.0.1:5432: the PostgreSQL pass is skipped"; \
 	fi
