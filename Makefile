@@ -28,8 +28,10 @@ test: install
 	  echo "== no PostgreSQL on 127.0.0.1:5432: the PostgreSQL pass is skipped"; \
 	fi
 
+# The workspace installs the example plugin (examples/plugin-hello) for its tests; the server runs the
+# shipped plugins only.
 serve: install
-	$(UV) run --no-sync rustqueue serve
+	$(UV) run --no-sync rustqueue serve --no-plugin=hello
 
 lint: install
 	$(UV) run --no-sync ruff check .
