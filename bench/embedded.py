@@ -187,6 +187,73 @@ def _raw_rows(start: int, stop: int, pad: str | None = None) -> list[tuple[str, 
     return [(str(uuid.uuid4()), i.to_bytes(8, "big"), f'{{"i":{i}}}') for i in range(start, stop)]
 
 
+#: A claim of up to n jobs in its own transaction, returning their keys; an ack of such keys.
+ClaimFn = Callable[[sqlite3.Connection, int], list[Any]]
+AckFn = Callable[[sqlite3.Connection, list[Any]], None]
+
+
+def raw_claim(conn: sqlite3.Connection, batch: int) -> list[str]:
+    """The floor's claim of up to ``batch`` jobs, in its own transaction; their ids."""
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute(_RAW_CLAIM, (time.time_ns() // 1_000, batch)).fetchall()
+    conn.execute("COMMIT")
+    return [r[0] for r in rows]
+
+
+def raw_ack(conn: sqlite3.Connection, ids: list[str]) -> None:
+    """The floor's ack of ``ids``, in its own transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        f"UPDATE jobs SET state = 'completed', completed_at = 1 WHERE state = 'active' AND id IN ({marks(ids)})",
+        ids,
+    )
+    conn.execute("COMMIT")
+
+
+#: A claim's lease in the SQL-only loops.
+_LEASE_MS = 30_000
+
+
+def rustqueue_claim(conn: sqlite3.Connection, batch: int) -> list[str]:
+    """rustqueue's own claim statement (the one it runs when no delayed job is due), run through sqlite3
+    in its own transaction; the claimed ids."""
+    from rustqueue_core.builtin import sqlite_ops
+
+    now_us = time.time_ns() // 1_000
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute(
+        sqlite_ops._CLAIM_WAITING, (now_us, None, _LEASE_MS, now_us + _LEASE_MS * 1_000, QUEUE, batch)
+    ).fetchall()
+    conn.execute("COMMIT")
+    return [r[0] for r in rows]
+
+
+def rustqueue_ack(conn: sqlite3.Connection, ids: list[str]) -> None:
+    """rustqueue's own batch-ack statement, run through sqlite3 in its own transaction."""
+    from rustqueue_core.builtin import sqlite_ops
+
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        f"UPDATE jobs SET {sqlite_ops._COMPLETE_SET}, result = NULL WHERE state = 'active' "
+        f"AND id IN ({marks(ids)}) RETURNING id, rev",
+        [time.time_ns() // 1_000, *ids],
+    ).fetchall()
+    conn.execute("COMMIT")
+
+
+def claim_ack_all(conn: sqlite3.Connection, n: int, batch: int, claim: ClaimFn, ack: AckFn) -> None:
+    """Claim and ack ``n`` jobs, ``batch`` per claim, each claim and each ack its own transaction."""
+    done = 0
+    while done < n:
+        ids = claim(conn, batch)
+        ack(conn, ids)
+        done += len(ids)
+
+
+def marks(ids: list[str]) -> str:
+    return ",".join("?" * len(ids))
+
+
 def raw_cases(n: int, workdir: Path) -> dict[str, Case]:
     def produce(conn: sqlite3.Connection, batch: int) -> None:
         for start in range(0, n, batch):
@@ -195,20 +262,7 @@ def raw_cases(n: int, workdir: Path) -> dict[str, Case]:
             conn.execute("COMMIT")
 
     def claim_ack(conn: sqlite3.Connection, batch: int) -> None:
-        done = 0
-        while done < n:
-            conn.execute("BEGIN IMMEDIATE")
-            rows = conn.execute(_RAW_CLAIM, (done, batch)).fetchall()
-            conn.execute("COMMIT")
-            ids = [r[0] for r in rows]
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "UPDATE jobs SET state = 'completed', completed_at = 1 WHERE state = 'active' "
-                f"AND id IN ({','.join('?' * len(ids))})",
-                ids,
-            )
-            conn.execute("COMMIT")
-            done += len(ids)
+        claim_ack_all(conn, n, batch, raw_claim, raw_ack)
 
     def case(prefill: bool, body: Callable[[sqlite3.Connection], None], pad: str | None = None) -> Case:
         async def run() -> float:
@@ -247,28 +301,9 @@ def sql_only_cases(n: int, workdir: Path) -> dict[str, Case]:
     the raw floor) on a store the engine filled: what rustqueue's schema costs with no engine around it.
     Between this and the raw floor lies the schema (leases, the state index, the wide row); between
     this and ``rustqueue sqlite`` lies the engine (row cache, Job objects, events, the writer)."""
-    from rustqueue_core.builtin import sqlite_ops
-
-    claim_sql = sqlite_ops._CLAIM_WAITING  # the statement a claim runs when no delayed job is due
-    complete_set = sqlite_ops._COMPLETE_SET
 
     def claim_ack(conn: sqlite3.Connection, batch: int) -> None:
-        done = 0
-        lease_ms = 30_000
-        while done < n:
-            now_us = time.time_ns() // 1_000
-            conn.execute("BEGIN IMMEDIATE")
-            rows = conn.execute(claim_sql, (now_us, None, lease_ms, now_us + lease_ms * 1_000, QUEUE, batch)).fetchall()
-            conn.execute("COMMIT")
-            ids = [r[0] for r in rows]
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                f"UPDATE jobs SET {complete_set}, result = NULL WHERE state = 'active' "
-                f"AND id IN ({','.join('?' * len(ids))}) RETURNING id, rev",
-                [now_us, *ids],
-            ).fetchall()
-            conn.execute("COMMIT")
-            done += len(ids)
+        claim_ack_all(conn, n, batch, rustqueue_claim, rustqueue_ack)
 
     def case(batch: int, pad: str | None = None) -> Case:
         async def run() -> float:

@@ -20,10 +20,24 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from embedded import _RAW_CLAIM, _RAW_INSERT, _RAW_SCHEMA, QUEUE, _items, _raw_rows
+from embedded import (
+    _RAW_INSERT,
+    _RAW_SCHEMA,
+    QUEUE,
+    AckFn,
+    ClaimFn,
+    _items,
+    _raw_rows,
+    claim_ack_all,
+    marks,
+    raw_ack,
+    raw_claim,
+    rustqueue_ack,
+    rustqueue_claim,
+)
 
 BATCH = 50
 
@@ -58,18 +72,14 @@ def _connect(path: Path, schema: str | None) -> sqlite3.Connection:
     return conn
 
 
-def _in(ids: list[object]) -> str:
-    return ",".join("?" * len(ids))
-
-
-def _timed_loop(n: int, claim: Callable[[], list[object]], ack: Callable[[list[object]], None]) -> float:
-    done = 0
-    started = time.perf_counter()
-    while done < n:
-        ids = claim()
-        ack(ids)
-        done += len(ids)
-    return n / (time.perf_counter() - started)
+def _rate(conn: sqlite3.Connection, n: int, claim: ClaimFn, ack: AckFn) -> float:
+    """Jobs/s of claiming and acking ``n`` jobs, batch by batch; closes ``conn``."""
+    try:
+        started = time.perf_counter()
+        claim_ack_all(conn, n, BATCH, claim, ack)
+        return n / (time.perf_counter() - started)
+    finally:
+        conn.close()
 
 
 def raw_floor(n: int, workdir: Path) -> float:
@@ -77,32 +87,11 @@ def raw_floor(n: int, workdir: Path) -> float:
     conn.execute("BEGIN")
     conn.executemany(_RAW_INSERT, _raw_rows(0, n))
     conn.execute("COMMIT")
-    claimed = [0]
-
-    def claim() -> list[object]:
-        conn.execute("BEGIN IMMEDIATE")
-        rows = conn.execute(_RAW_CLAIM, (claimed[0], BATCH)).fetchall()
-        conn.execute("COMMIT")
-        claimed[0] += len(rows)
-        return [r[0] for r in rows]
-
-    def ack(ids: list[object]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            f"UPDATE jobs SET state = 'completed', completed_at = 1 WHERE state = 'active' AND id IN ({_in(ids)})",
-            ids,
-        )
-        conn.execute("COMMIT")
-
-    try:
-        return _timed_loop(n, claim, ack)
-    finally:
-        conn.close()
+    return _rate(conn, n, raw_claim, raw_ack)
 
 
 def rustqueue_schema(n: int, workdir: Path) -> float:
     from rustqueue_core import RustQueue
-    from rustqueue_core.builtin import sqlite_ops
 
     path = workdir / f"rq-{uuid.uuid4().hex}.db"
 
@@ -115,31 +104,7 @@ def rustqueue_schema(n: int, workdir: Path) -> float:
             await rq.close()
 
     asyncio.run(fill())
-    conn = _connect(path, None)
-    lease_ms = 30_000
-
-    def claim() -> list[object]:
-        now_us = time.time_ns() // 1_000
-        conn.execute("BEGIN IMMEDIATE")
-        rows = conn.execute(
-            sqlite_ops._CLAIM_WAITING, (now_us, None, lease_ms, now_us + lease_ms * 1_000, QUEUE, BATCH)
-        ).fetchall()
-        conn.execute("COMMIT")
-        return [r[0] for r in rows]
-
-    def ack(ids: list[object]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            f"UPDATE jobs SET {sqlite_ops._COMPLETE_SET}, result = NULL WHERE state = 'active' "
-            f"AND id IN ({_in(ids)}) RETURNING id, rev",
-            [time.time_ns() // 1_000, *ids],
-        ).fetchall()
-        conn.execute("COMMIT")
-
-    try:
-        return _timed_loop(n, claim, ack)
-    finally:
-        conn.close()
+    return _rate(_connect(path, None), n, rustqueue_claim, rustqueue_ack)
 
 
 def split_layout(n: int, workdir: Path) -> float:
@@ -152,13 +117,13 @@ def split_layout(n: int, workdir: Path) -> float:
         conn.execute("INSERT INTO ready VALUES (?, ?, ?)", (QUEUE, sort_key, row.lastrowid))
     conn.execute("COMMIT")
 
-    def claim() -> list[object]:
+    def claim(conn: sqlite3.Connection, batch: int) -> list[Any]:
         now = time.time_ns() // 1_000
         conn.execute("BEGIN IMMEDIATE")
         rows = conn.execute(
             "DELETE FROM ready WHERE queue = ?1 AND sort_key IN "
             "(SELECT sort_key FROM ready WHERE queue = ?1 ORDER BY sort_key LIMIT ?2) RETURNING job",
-            (QUEUE, BATCH),
+            (QUEUE, batch),
         ).fetchall()
         conn.executemany(
             "INSERT INTO leases (job, expires_at, token, worker, deliveries) "
@@ -168,20 +133,17 @@ def split_layout(n: int, workdir: Path) -> float:
         conn.execute("COMMIT")
         return [r[0] for r in rows]
 
-    def ack(ids: list[object]) -> None:
+    def ack(conn: sqlite3.Connection, ids: list[Any]) -> None:
         now = time.time_ns() // 1_000
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"DELETE FROM leases WHERE job IN ({_in(ids)})", ids)
+        conn.execute(f"DELETE FROM leases WHERE job IN ({marks(ids)})", ids)
         conn.execute(
-            f"UPDATE jobs SET state = 'completed', completed_at = ?1, updated_at = ?1 WHERE rowid IN ({_in(ids)})",
+            f"UPDATE jobs SET state = 'completed', completed_at = ?1, updated_at = ?1 WHERE rowid IN ({marks(ids)})",
             [now, *ids],
         )
         conn.execute("COMMIT")
 
-    try:
-        return _timed_loop(n, claim, ack)
-    finally:
-        conn.close()
+    return _rate(conn, n, claim, ack)
 
 
 def main() -> None:
