@@ -260,6 +260,63 @@ async def test_concurrent_single_pushes_share_commits(storage: SQLiteStorage) ->
     assert all(j is not None for j in await storage.get_jobs([j.id for j in jobs]))
 
 
+async def _insert_after_iterations(storage: SQLiteStorage, iterations: int, rank: int) -> None:
+    """Reach the storage ``iterations`` loop iterations late, as a request handler a few awaits deep does."""
+    for _ in range(iterations):
+        await asyncio.sleep(0)
+    await storage.insert_jobs([make_job(rank=rank)], T0)
+
+
+async def test_writes_arriving_over_consecutive_iterations_share_one_commit(storage: SQLiteStorage) -> None:
+    """Two writes in one iteration, then one more in each of the next two: one COMMIT."""
+    from rustqueue_core.builtin.sqlite_writer import GATHER_ITERATIONS
+
+    assert GATHER_ITERATIONS >= 2
+    delays = [0, 0, 1, 2]
+    commits_before, ops_before = storage.group_commit_stats
+    await asyncio.gather(*(_insert_after_iterations(storage, d, rank=i) for i, d in enumerate(delays)))
+    commits, operations = storage.group_commit_stats
+    assert operations - ops_before == len(delays)
+    assert commits - commits_before == 1
+    assert len(await storage.claim("q", 50, T0, consumer_id=None, lease_ms=1_000)) == len(delays)
+
+
+async def test_a_group_stops_gathering_after_its_bound(storage: SQLiteStorage) -> None:
+    """A steady stream (a write in every iteration) does not hold the first writer's commit forever:
+    the group is committed after ``GATHER_ITERATIONS`` extra iterations."""
+    from rustqueue_core.builtin.sqlite_writer import GATHER_ITERATIONS
+
+    delays = [0, 0, *range(1, 4 * (GATHER_ITERATIONS + 1))]
+    commits_before, ops_before = storage.group_commit_stats
+    await asyncio.gather(*(_insert_after_iterations(storage, d, rank=i) for i, d in enumerate(delays)))
+    commits, operations = storage.group_commit_stats
+    assert operations - ops_before == len(delays)
+    assert commits - commits_before >= 2
+    assert len(await storage.claim("q", 100, T0, consumer_id=None, lease_ms=1_000)) == len(delays)
+
+
+async def test_a_lone_write_commits_without_waiting_for_company(storage: SQLiteStorage) -> None:
+    """With nothing else arriving, a write is committed by the next loop iteration: the caller's
+    await returns after as many iterations as before gathering existed (two: submit, then commit)."""
+    iterations = 0
+    stop = False
+
+    async def count_iterations() -> None:
+        nonlocal iterations
+        while not stop:
+            iterations += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_iterations())
+    await asyncio.sleep(0)
+    start = iterations
+    await storage.insert_jobs([make_job(rank=0)], T0)
+    waited = iterations - start
+    stop = True
+    await counter
+    assert waited <= 2
+
+
 async def test_a_failing_operation_in_a_group_undoes_only_itself(storage: SQLiteStorage) -> None:
     holder = make_job(rank=0, unique_key="k")
     await storage.insert_jobs([holder], T0)
