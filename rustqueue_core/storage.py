@@ -40,6 +40,13 @@ def new_lease_token() -> str:
     return secrets.token_hex(16)
 
 
+def new_lease_tokens(n: int) -> list[str]:
+    """``n`` fresh lease credentials like :func:`new_lease_token`, from one read of the OS's random
+    source (a batch claim would otherwise make one system call per job)."""
+    pool = secrets.token_hex(16 * n)
+    return [pool[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
 class Change(msgspec.Struct, kw_only=True):
     """One compare-and-set: if the job is in one of ``expected`` states (and, when given, its
     ``lease_token`` equals ``lease_token`` and its ``worker_id`` equals ``consumer_id``), apply

@@ -30,7 +30,7 @@ from rustqueue_core.storage import (
     InsertConflict,
     JobFilter,
     matches_expected,
-    new_lease_token,
+    new_lease_tokens,
     state_mismatch,
 )
 
@@ -194,6 +194,7 @@ class MemoryStorage:
         skipped: list[tuple[bytes, str]] = []
         ready = q.ready
         lease_expires = now + timedelta(milliseconds=lease_ms)
+        tokens = new_lease_tokens(min(n, len(ready)))
         while ready and len(claimed) < n:
             entry = heapq.heappop(ready)
             job_id = entry[1]
@@ -223,7 +224,7 @@ class MemoryStorage:
                 updated_at=now,
                 deliveries=job.deliveries + 1,
                 worker_id=consumer_id,
-                lease_token=new_lease_token(),
+                lease_token=tokens[len(claimed)],
                 lease_ms=lease_ms,
                 lease_expires_at=lease_expires,
                 deadline_at=now + timedelta(milliseconds=job.timeout_ms) if job.timeout_ms else None,

@@ -11,6 +11,7 @@ from rustqueue_core.ids import new_ids
 from rustqueue_core.ratelimit import TokenBucket
 from rustqueue_core.sortkey import sort_key
 from rustqueue_core.stats import SlidingRate
+from rustqueue_core.storage import new_lease_tokens
 
 
 def test_ids_are_monotonic_uuid7() -> None:
@@ -19,6 +20,14 @@ def test_ids_are_monotonic_uuid7() -> None:
     for text in ids[:10]:
         parsed = uuid.UUID(text)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+def test_lease_tokens_of_a_batch_are_distinct_128_bit_hex() -> None:
+    tokens = new_lease_tokens(500)
+    assert len(tokens) == 500 and len(set(tokens)) == 500
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
+    assert new_lease_tokens(0) == []
+    assert set(new_lease_tokens(3)).isdisjoint(tokens)
 
 
 def test_sort_key_orders() -> None:
