@@ -9,10 +9,11 @@ effects are committed.
 Two executors share the one connection (serialised by a lock):
 
 * the **loop fast path**: operations submitted from the owning event loop during one loop iteration
-  form a group that runs on the loop thread at the next one. A group that has company by then (a
-  server serving requests from many connections, whose handlers reach the storage a few awaits
-  apart) waits while each iteration brings it more operations, up to ``GATHER_ITERATIONS`` more
-  iterations, so they share one COMMIT; a lone operation is committed at once. It never waits for a lock:
+  form a group that runs on the loop thread at the next one. A group that is a crowd by then (at least
+  ``GATHER_MIN_GROUP`` operations: a server serving requests from many connections, whose handlers
+  reach the storage a few awaits apart) waits while each iteration brings it more operations, up to
+  ``GATHER_ITERATIONS`` more iterations, so they share one COMMIT; a lone operation, or a producer and
+  a consumer taking turns, is committed at once. It never waits for a lock:
   ``BEGIN IMMEDIATE`` is tried without a busy timeout, and a busy file hands the group to the thread.
   Used with ``synchronous=NORMAL``, where a COMMIT does not fsync. This avoids two thread hand-offs
   per call, which cost more than a small claim or ack.
@@ -47,6 +48,10 @@ MAX_GROUP = 512
 #: pages; the bound keeps the first caller's added latency to a few iterations.
 
 GATHER_ITERATIONS = 3
+#: Fewest operations a group must hold when it is due to wait for more. Two callers taking turns (a
+#: producer and a consumer in one process) have nobody else to wait for, and an idle loop iteration
+#: is a cost to them.
+GATHER_MIN_GROUP = 3
 #: How long a write waits for another process's write lock before failing.
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
@@ -264,7 +269,7 @@ class GroupCommitWriter:
             self._pending.append(op)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                self._gathered = 1
+                self._gathered = GATHER_MIN_GROUP - 1
                 self._gather_rounds = 0
                 loop.call_soon(self._gather)
         else:
@@ -279,8 +284,8 @@ class GroupCommitWriter:
 
     # ------------------------------------------------------------------ loop fast path
     def _gather(self) -> None:
-        """Run the pending group, or wait one more iteration if it grew since the last look (the first
-        look counts the operation that scheduled it, so a lone one runs now)."""
+        """Run the pending group, or wait one more iteration if it grew since the last look (at the
+        first look: if it holds at least ``GATHER_MIN_GROUP`` operations)."""
         pending = len(self._pending)
         if pending > self._gathered and self._gather_rounds < GATHER_ITERATIONS and pending < MAX_GROUP:
             self._gathered = pending

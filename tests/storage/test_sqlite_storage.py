@@ -268,11 +268,11 @@ async def _insert_after_iterations(storage: SQLiteStorage, iterations: int, rank
 
 
 async def test_writes_arriving_over_consecutive_iterations_share_one_commit(storage: SQLiteStorage) -> None:
-    """Two writes in one iteration, then one more in each of the next two: one COMMIT."""
-    from rustqueue_core.builtin.sqlite_writer import GATHER_ITERATIONS
+    """Three writes in one iteration, then one more in each of the next two: one COMMIT."""
+    from rustqueue_core.builtin.sqlite_writer import GATHER_ITERATIONS, GATHER_MIN_GROUP
 
-    assert GATHER_ITERATIONS >= 2
-    delays = [0, 0, 1, 2]
+    assert GATHER_ITERATIONS >= 2 and GATHER_MIN_GROUP <= 3
+    delays = [0, 0, 0, 1, 2]
     commits_before, ops_before = storage.group_commit_stats
     await asyncio.gather(*(_insert_after_iterations(storage, d, rank=i) for i, d in enumerate(delays)))
     commits, operations = storage.group_commit_stats
@@ -286,13 +286,48 @@ async def test_a_group_stops_gathering_after_its_bound(storage: SQLiteStorage) -
     the group is committed after ``GATHER_ITERATIONS`` extra iterations."""
     from rustqueue_core.builtin.sqlite_writer import GATHER_ITERATIONS
 
-    delays = [0, 0, *range(1, 4 * (GATHER_ITERATIONS + 1))]
+    delays = [0, 0, 0, *range(1, 4 * (GATHER_ITERATIONS + 1))]
     commits_before, ops_before = storage.group_commit_stats
     await asyncio.gather(*(_insert_after_iterations(storage, d, rank=i) for i, d in enumerate(delays)))
     commits, operations = storage.group_commit_stats
     assert operations - ops_before == len(delays)
     assert commits - commits_before >= 2
     assert len(await storage.claim("q", 100, T0, consumer_id=None, lease_ms=1_000)) == len(delays)
+
+
+async def _iterations_until_committed(storage: SQLiteStorage, writers: int) -> int:
+    """Loop iterations from ``writers`` concurrent single-job inserts to all of them returning."""
+    iterations = 0
+    stop = False
+
+    async def count_iterations() -> None:
+        nonlocal iterations
+        while not stop:
+            iterations += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_iterations())
+    await asyncio.sleep(0)
+    start = iterations
+    await asyncio.gather(*(storage.insert_jobs([make_job(rank=i)], T0) for i in range(writers)))
+    waited = iterations - start
+    stop = True
+    await counter
+    return waited
+
+
+async def test_two_writers_taking_turns_do_not_wait_for_a_third(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer and a consumer taking turns have nobody to wait for: their group commits as soon as
+    it would without gathering."""
+    from rustqueue_core.builtin import sqlite_writer
+
+    commits_before = storage.group_commit_stats[0]
+    waited = await _iterations_until_committed(storage, 2)
+    assert storage.group_commit_stats[0] - commits_before == 1
+    monkeypatch.setattr(sqlite_writer, "GATHER_ITERATIONS", 0)
+    assert waited == await _iterations_until_committed(storage, 2)
 
 
 async def test_a_lone_write_commits_without_waiting_for_company(storage: SQLiteStorage) -> None:
