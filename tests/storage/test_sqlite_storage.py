@@ -330,26 +330,15 @@ async def test_two_writers_taking_turns_do_not_wait_for_a_third(
     assert waited == await _iterations_until_committed(storage, 2)
 
 
-async def test_a_lone_write_commits_without_waiting_for_company(storage: SQLiteStorage) -> None:
-    """With nothing else arriving, a write is committed by the next loop iteration: the caller's
-    await returns after as many iterations as before gathering existed (two: submit, then commit)."""
-    iterations = 0
-    stop = False
+async def test_a_lone_write_commits_without_waiting_for_company(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing else arriving, a write returns after as many loop iterations as without gathering."""
+    from rustqueue_core.builtin import sqlite_writer
 
-    async def count_iterations() -> None:
-        nonlocal iterations
-        while not stop:
-            iterations += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.create_task(count_iterations())
-    await asyncio.sleep(0)
-    start = iterations
-    await storage.insert_jobs([make_job(rank=0)], T0)
-    waited = iterations - start
-    stop = True
-    await counter
-    assert waited <= 2
+    waited = await _iterations_until_committed(storage, 1)
+    monkeypatch.setattr(sqlite_writer, "GATHER_ITERATIONS", 0)
+    assert waited == await _iterations_until_committed(storage, 1)
 
 
 async def test_a_failing_operation_in_a_group_undoes_only_itself(storage: SQLiteStorage) -> None:
