@@ -46,7 +46,6 @@ MAX_GROUP = 512
 #: Extra loop iterations a fast-path group may wait while each one brings it more operations. A
 #: COMMIT and its BEGIN cost more than an iteration, and fewer, larger groups also write fewer WAL
 #: pages; the bound keeps the first caller's added latency to a few iterations.
-
 GATHER_ITERATIONS = 3
 #: Fewest operations a group must hold when it is due to wait for more. Two callers taking turns (a
 #: producer and a consumer in one process) have nobody else to wait for, and an idle loop iteration
