@@ -222,6 +222,8 @@ async def test_steady_writes_restart_the_wal_instead_of_growing_it(
             await asyncio.sleep(0.05)
         assert checkpointer.restarts >= 1
         assert commits >= 600
+        # A restart lets the next write start the log over; until then the old frames are still the log.
+        await store.insert_jobs(make_jobs(1, start=10_000), T0)
         # the log started over: it now holds fewer frames than the file has room for (its high-water mark)
         frames_held = (tmp_path / "wal.db-wal").stat().st_size // (4096 + 24)
         conn = raw(path)
