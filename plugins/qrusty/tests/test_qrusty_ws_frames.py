@@ -1,6 +1,7 @@
 """The WebSocket direct path's own frame parser, driven byte by byte over a real socket: frames split
-anywhere, control frames between data frames, fragments, and the protocol errors websockets reports
-(bad UTF-8, an unmasked or oversized frame) all behave as they do through websockets' parser."""
+anywhere, control frames between data frames, fragments, a frame websockets had begun when the session
+attached, and the protocol errors websockets reports (bad UTF-8, an unmasked or oversized frame) all
+behave as they do through websockets' parser."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from typing import Any
 
 import pytest
 from rustqueue_qrusty.server import QrustyServer
+from rustqueue_qrusty.wsprotocol import CoalescingWebSocketProtocol, _parser_at_frame_boundary
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
+from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from rustqueue_core.engine import RustQueue
@@ -217,3 +220,57 @@ async def test_a_client_close_is_answered_and_ends_the_session(raw: RawClient, e
     await raw.write(b"".join(raw.protocol.data_to_send()), chunk=2)
     assert await raw.close_code() == 1000
     assert (await engine.counts("q")).waiting == 1
+
+
+def test_websockets_parser_boundary_is_seen_only_between_frames() -> None:
+    server = ServerProtocol(max_size=None)
+    client = ClientProtocol(parse_uri("ws://127.0.0.1:1/ws"))
+    client.send_request(client.connect())
+    server.receive_data(b"".join(client.data_to_send()))
+    (request,) = server.events_received()
+    server.send_response(server.accept(request))
+    client.receive_data(b"".join(server.data_to_send()))
+    assert _parser_at_frame_boundary(server)
+    client.send_text(b"x" * 300)  # a 16-bit length: 4 header bytes, then the mask
+    frame = b"".join(client.data_to_send())
+    for cut in (1, 2, 4, 8, 100, len(frame) - 1):
+        server.receive_data(frame[:cut])
+        assert not _parser_at_frame_boundary(server), cut  # the header read and the buffer empty, too
+        server.receive_data(frame[cut:])
+        assert _parser_at_frame_boundary(server), cut
+        (received,) = server.events_received()
+        assert received.data == b"x" * 300
+
+
+async def test_a_frame_begun_before_the_session_attached_is_finished_by_websockets(
+    qserver: QrustyServer, engine: RustQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await engine.create_queue("q")
+    attach = CoalescingWebSocketProtocol.attach
+    attached = asyncio.Event()
+
+    def late_attach(self: CoalescingWebSocketProtocol, sink: Any) -> None:
+        def run() -> None:
+            attach(self, sink)
+            attached.set()
+
+        asyncio.get_running_loop().call_later(0.2, run)
+
+    monkeypatch.setattr(CoalescingWebSocketProtocol, "attach", late_attach)
+    # A binary frame whose second half, read on its own, is a valid text frame: a parser that started
+    # there would see a message "hello" and then garbage, instead of one binary frame.
+    inner = struct.pack("!BB", 0x81, 0x80 | 5) + b"\x00" * 4 + b"hello"
+    payload = b"A" * 20 + inner + b"B" * 20
+    frame = struct.pack("!BB", 0x82, 0x80 | len(payload)) + b"\x00" * 4 + payload  # a zero mask
+    split = 6 + 20
+    client = await RawClient.open(qserver.port)
+    try:
+        await client.write(frame[:split])  # websockets reads the header and the first part
+        await asyncio.wait_for(attached.wait(), TIMEOUT_S)
+        await client.write(frame[split:] + client.encode_text(_publish(1, "next")))
+        replies = await client.json_frames(2)
+        assert replies[0]["type"] == "error", replies  # the binary frame, as one message
+        assert replies[1]["type"] == "ok" and replies[1]["req_id"] == "p1", replies
+        assert await _delivered(client, 1) == ["next"]
+    finally:
+        await client.aclose()

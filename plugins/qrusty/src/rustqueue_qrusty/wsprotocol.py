@@ -132,6 +132,16 @@ def _message_size_limit(conn: Any) -> int | None:
     return min(limits) if limits else None
 
 
+def _parser_at_frame_boundary(conn: Any) -> bool:
+    """True when websockets' parser holds no part of a frame: its innermost generator waits in
+    ``StreamReader.at_eof`` (it only waits there with an empty buffer, before a frame's first byte).
+    Any other shape, in this websockets version or another, counts as mid-frame."""
+    generator = getattr(conn, "parser", None)
+    while (inner := getattr(generator, "gi_yieldfrom", None)) is not None:
+        generator = inner
+    return getattr(generator, "__qualname__", None) == "StreamReader.at_eof"
+
+
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     """``websockets-sansio`` whose socket writes are coalesced per loop iteration."""
 
@@ -140,6 +150,9 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     _inbound: bytearray | None = None
     #: Set when websockets' parser has taken the connection back for good.
     _parser_handed_back = False
+    #: Set once websockets' parser was seen between frames after ``attach``: from then on it is given
+    #: whole frames only, so the direct parser's position is always a frame boundary.
+    _aligned = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
@@ -176,6 +189,11 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         if self._sink is None or self._parser_handed_back or not self._direct_parsing_allowed():
             super().data_received(data)
             return
+        if not self._aligned:
+            if not _parser_at_frame_boundary(self.conn):
+                super().data_received(data)  # websockets finishes the frame it has begun
+                return
+            self._aligned = True
         buffer = self._inbound
         if buffer is None:
             buffer = self._inbound = bytearray()
