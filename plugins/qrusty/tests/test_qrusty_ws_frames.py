@@ -274,3 +274,18 @@ async def test_a_frame_begun_before_the_session_attached_is_finished_by_websocke
         assert await _delivered(client, 1) == ["next"]
     finally:
         await client.aclose()
+
+
+async def test_an_ordinary_session_uses_the_direct_parser(raw: RawClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[int] = []
+    parse = CoalescingWebSocketProtocol._parse_data_frames
+
+    def counting(self: CoalescingWebSocketProtocol, buffer: bytearray) -> int:
+        used = parse(self, buffer)
+        parsed.append(used)
+        return used
+
+    monkeypatch.setattr(CoalescingWebSocketProtocol, "_parse_data_frames", counting)
+    await raw.write(raw.encode_text(_publish(0, "direct")))
+    assert (await raw.json_frames(1))[0]["type"] == "ok"
+    assert sum(parsed) > 0  # websockets' parser was found between frames, so the session's frames came here
