@@ -252,21 +252,28 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
                 continue
             payload = apply_mask(buffer[start + 4 : frame_end], buffer[start : start + 4])
             pos = frame_end
-            if head == _TEXT_FIN:
-                try:
-                    message: str | bytes = payload.decode()
-                except UnicodeDecodeError:
-                    self.logger.exception("Invalid UTF-8 sequence received from client.")
-                    self.conn.send_close(1007)
-                    self.handle_parser_exception()
-                    self._parser_handed_back = True
-                    return end  # the connection is closing: nothing after this frame is read
-            else:
-                message = payload
-            if not sink(message) and not self.read_paused:
-                self.read_paused = True
-                self.transport.pause_reading()
+            if not self._hand_to_sink(sink, payload, head == _TEXT_FIN):
+                self._parser_handed_back = True
+                return end  # the connection is closing: nothing after this frame is read
         return pos
+
+    def _hand_to_sink(self, sink: Sink, data: bytes, text: bool) -> bool:
+        """Give one message to ``sink``, pausing reads when it asks; False when ``text`` is not UTF-8:
+        the connection is then closed with 1007, as uvicorn does."""
+        if text:
+            try:
+                message: str | bytes = data.decode()
+            except UnicodeDecodeError:
+                self.logger.exception("Invalid UTF-8 sequence received from client.")
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return False
+        else:
+            message = data
+        if not sink(message) and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        return True
 
     def resume_reading(self) -> None:
         if self.read_paused and not self.disconnected:
@@ -282,19 +289,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         self.frames = []
         if self.close_sent:
             return  # past the close frame: as uvicorn does, the message is dropped
-        if self.curr_msg_data_type == "text":
-            try:
-                message: str | bytes = data.decode()
-            except UnicodeDecodeError:
-                self.logger.exception("Invalid UTF-8 sequence received from client.")
-                self.conn.send_close(1007)
-                self.handle_parser_exception()
-                return
-        else:
-            message = bytes(data)
-        if not sink(message) and not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
+        self._hand_to_sink(sink, bytes(data), self.curr_msg_data_type == "text")
 
     def can_write(self) -> bool:
         """True while text frames may be written directly (open, nothing negotiated that changes
