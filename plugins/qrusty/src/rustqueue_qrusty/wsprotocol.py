@@ -153,6 +153,8 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     #: Set once websockets' parser was seen between frames after ``attach``: from then on it is given
     #: whole frames only, so the direct parser's position is always a frame boundary.
     _aligned = False
+    #: websockets' limit on one unfragmented message, read once when the direct parser takes over.
+    _max_size: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
@@ -194,6 +196,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
                 super().data_received(data)  # websockets finishes the frame it has begun
                 return
             self._aligned = True
+            self._max_size = _message_size_limit(self.conn)
         buffer = self._inbound
         if buffer is None:
             buffer = self._inbound = bytearray()
@@ -216,7 +219,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         assert sink is not None
         end = len(buffer)
         pos = 0
-        max_size = _message_size_limit(self.conn)
+        max_size = self._max_size
         while end - pos >= 2:
             head = buffer[pos]
             second = buffer[pos + 1]
