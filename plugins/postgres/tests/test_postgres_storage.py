@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 import pytest
 from rustqueue_postgres.connection import StorageUnavailable, describe_open_error
+from rustqueue_postgres.filters import build_filter
 from rustqueue_postgres.options import parse_url
 from rustqueue_postgres.schema import LATEST_VERSION, SchemaTooNew
 from rustqueue_postgres.storage import PostgresStorage
@@ -90,6 +91,43 @@ async def test_open_is_idempotent_and_concurrent_opens_migrate_once(pg_url: str)
         await storage.close()
 
 
+async def test_a_populated_version_3_schema_is_upgraded_in_place(pg_url: str, pg_schema: str) -> None:
+    storage = PostgresStorage(pg_url)
+    await storage.open()
+    await storage.insert_jobs([make_job(at=NOW + timedelta(microseconds=i)) for i in range(30)], NOW)
+    claimed = await storage.claim("q", 20, NOW, consumer_id=None, lease_ms=30_000)
+    await storage.complete([CompleteItem(id=j.id) for j in claimed[:10]], NOW)
+    await storage.close()
+    s = f'"{pg_schema}"'
+    conn = await admin_connection(pg_url)
+    try:  # back to version 3's indexes
+        await conn.execute(f"DROP INDEX {s}.jobs_queue_state")
+        await conn.execute(f"CREATE INDEX jobs_queue_state ON {s}.jobs (queue, state) WHERE state <> 'waiting'")
+        await conn.execute(f"CREATE INDEX jobs_completed ON {s}.jobs (completed_at) WHERE state = 'completed'")
+        await conn.execute(f"DELETE FROM {s}.migrations WHERE version > 3")
+    finally:
+        await conn.close()
+    upgraded = PostgresStorage(pg_url)
+    await upgraded.open()
+    try:
+        counts = (await upgraded.count_jobs())["q"]
+        assert (counts.waiting, counts.active, counts.completed) == (10, 10, 10)
+        assert len(await upgraded.claim("q", 50, NOW, consumer_id=None, lease_ms=30_000)) == 10
+    finally:
+        await upgraded.close()
+    conn = await admin_connection(pg_url)
+    try:
+        versions = [r[0] for r in await conn.fetch(f"SELECT version FROM {s}.migrations ORDER BY 1")]
+        names = {r[0] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = $1", pg_schema)}
+        definition = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'jobs_queue_state'", pg_schema
+        )
+    finally:
+        await conn.close()
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert "jobs_completed" not in names and "(queue, state, completed_at)" in definition
+
+
 async def test_schema_from_a_newer_release_is_refused(pg_url: str, pg_schema: str) -> None:
     storage = PostgresStorage(pg_url)
     await storage.open()
@@ -119,19 +157,24 @@ async def test_claim_index_is_partial_on_waiting(pg_storage: PostgresStorage, pg
     assert "(queue, sort_key)" in definition and "WHERE (state = 'waiting'::text)" in definition
 
 
-async def test_waiting_rows_are_left_to_the_claim_index(pg_storage: PostgresStorage, pg_url: str) -> None:
-    """(queue, state) leaves waiting rows out, so a claim planned on lagging statistics cannot take it
-    and sort the whole backlog; counts and queue names still see every row through both indexes."""
+async def test_each_state_set_has_one_index_and_counts_and_names_read_all_three(
+    pg_storage: PostgresStorage, pg_url: str
+) -> None:
+    """Waiting rows are only in the claim index (a claim planned on lagging statistics cannot take
+    another index and sort the whole backlog), active rows only in the active index, the others in
+    (queue, state, completed_at): counts and queue names still see every row."""
     await pg_storage.insert_jobs([make_job(at=NOW + timedelta(microseconds=i)) for i in range(3_000)], NOW)
-    finished = make_job("done-only")
-    await pg_storage.insert_jobs([finished], NOW)
+    await pg_storage.insert_jobs([make_job("done-only"), make_job("active-only")], NOW)
     (claimed_one,) = await pg_storage.claim("done-only", 1, NOW, consumer_id=None, lease_ms=30_000)
     await pg_storage.complete([CompleteItem(id=claimed_one.id)], NOW)
+    assert await pg_storage.claim("active-only", 1, NOW, consumer_id=None, lease_ms=30_000)
     conn = await admin_connection(pg_url)
     try:
-        definition = await conn.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'jobs_queue_state'",
-            pg_storage.schema,
+        definitions = dict(
+            await conn.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'jobs'",
+                pg_storage.schema,
+            )
         )
         plan = "\n".join(
             row[0]
@@ -145,15 +188,50 @@ async def test_waiting_rows_are_left_to_the_claim_index(pg_storage: PostgresStor
         )
     finally:
         await conn.close()
-    assert "WHERE (state <> 'waiting'::text)" in definition
+    assert "jobs_completed" not in definitions
+    finished = definitions["jobs_queue_state"]
+    assert "(queue, state, completed_at)" in finished, finished
+    assert "WHERE (state <> ALL (ARRAY['waiting'::text, 'active'::text]))" in finished, finished
+    assert "WHERE (state = 'active'::text)" in definitions["jobs_active"]
     assert "jobs_claim" in plan and "Sort" not in plan, plan
-    assert await pg_storage.queue_names() == ["done-only", "q"]
+    assert await pg_storage.queue_names() == ["active-only", "done-only", "q"]
     counts = await pg_storage.count_jobs()
     assert counts["q"].waiting == 3_000 and counts["done-only"].completed == 1
-    assert counts["done-only"].waiting == 0
-    assert (await pg_storage.count_jobs(["q"]))["q"].waiting == 3_000
+    assert counts["done-only"].waiting == 0 and counts["active-only"].active == 1
+    assert counts["active-only"].completed == 0
+    some = await pg_storage.count_jobs(["q", "active-only"])
+    assert some["q"].waiting == 3_000 and some["active-only"].active == 1 and "done-only" not in some
     claimed = await pg_storage.claim("q", 50, NOW, consumer_id=None, lease_ms=30_000)
     assert [j.created_at for j in claimed] == [NOW + timedelta(microseconds=i) for i in range(50)]
+
+
+async def test_completed_retention_reads_one_index_range_per_queue(pg_storage: PostgresStorage, pg_url: str) -> None:
+    """ "Completed before T" with no queue lists the queues holding completed jobs and reads the
+    (queue, state, completed_at) index per queue; it deletes exactly the old jobs of every queue."""
+    old, recent = NOW - timedelta(hours=2), NOW
+    jobs = [make_job(f"q{i % 3}", at=NOW + timedelta(microseconds=i)) for i in range(6_000)]
+    await pg_storage.insert_jobs(jobs, NOW)
+    for queue in ("q0", "q1", "q2"):
+        claimed = await pg_storage.claim(queue, 2_000, NOW, consumer_id=None, lease_ms=30_000)
+        await pg_storage.complete([CompleteItem(id=j.id) for j in claimed[:20]], old)
+        await pg_storage.complete([CompleteItem(id=j.id) for j in claimed[20:]], recent)
+    await pg_storage.insert_jobs([make_job("q3")], NOW)  # a queue with nothing completed
+    retention = JobFilter(states=["completed"], completed_before=NOW - timedelta(hours=1))
+    query = build_filter(pg_storage.sql.jobs, retention, None, 100, select=True)
+    conn = await admin_connection(pg_url)
+    try:
+        await conn.execute(f'ANALYZE "{pg_storage.schema}".jobs')
+        plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {query.sql}", *query.args))
+    finally:
+        await conn.close()
+    ranges = [line for line in plan.splitlines() if "Index Cond: ((queue = ANY" in line and "completed_at <" in line]
+    assert ranges and "Seq Scan" not in plan, plan
+    deleted = await pg_storage.delete_jobs(filter=retention, limit=1_000)
+    assert sorted(j.queue for j in deleted) == ["q0"] * 20 + ["q1"] * 20 + ["q2"] * 20
+    assert all(j.completed_at == old for j in deleted)
+    counts = await pg_storage.count_jobs()
+    assert [counts[q].completed for q in ("q0", "q1", "q2")] == [1_980, 1_980, 1_980]
+    assert counts["q3"].waiting == 1
 
 
 async def test_batch_claims_reuse_a_cached_plan_that_reads_rows_by_tid(

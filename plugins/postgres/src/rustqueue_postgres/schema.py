@@ -88,6 +88,11 @@ _NOT_NULL = {
 }
 
 
+#: Rows of the (queue, state, completed_at) index (migration 4): waiting rows are in the claim index,
+#: active rows in the active index. Statements that read it repeat this text, so the planner matches it.
+FINISHED_PREDICATE = "state NOT IN ('waiting', 'active')"
+
+
 def quote_schema(name: str) -> str:
     """The schema as a quoted identifier; only plain identifiers are accepted."""
     if not _SCHEMA_NAME.match(name):
@@ -176,11 +181,29 @@ def _migration_3(s: str) -> list[str]:
     ]
 
 
+def _migration_4(s: str) -> list[str]:
+    # A state change is not a HOT update: the new row version gets an entry in every index whose
+    # predicate it meets. Before, a claim added three (primary key, (queue, state), active) and an ack
+    # three (primary key, (queue, state), completed_at). Now active rows are found through the active
+    # index alone (queue first, so it counts and names them too) and completed rows through (queue,
+    # state, completed_at), which retention reads one range per queue: two entries per transition.
+    # Measured: batch-50 claim+ack 0.63x -> 0.74x of a raw SKIP LOCKED loop (docs/benchmarks.md).
+    # CREATE INDEX blocks writes while it runs (migrations are one transaction); on a large table,
+    # upgrade at a quiet time.
+    return [
+        f"DROP INDEX IF EXISTS {s}.jobs_queue_state",
+        f"DROP INDEX IF EXISTS {s}.jobs_completed",
+        f"CREATE INDEX jobs_queue_state ON {s}.jobs (queue, state, completed_at) "
+        "WHERE state NOT IN ('waiting', 'active')",
+    ]
+
+
 #: version → (description, statements for a quoted schema name). Append only; never edit a shipped step.
 MIGRATIONS: dict[int, tuple[str, Callable[[str], list[str]]]] = {
     1: ("jobs, queue configs, schedules; claim, unique, children and housekeeping indexes", _migration_1),
     2: ("row revision and last cached writer of each job", _migration_2),
     3: ("queue and state index without waiting rows", _migration_3),
+    4: ("one secondary index entry per claim and per ack", _migration_4),
 }
 LATEST_VERSION = max(MIGRATIONS)
 

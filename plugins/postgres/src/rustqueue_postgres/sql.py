@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from rustqueue_core.models import JOB_FIELDS
-from rustqueue_postgres.schema import JOB_COLUMNS
+from rustqueue_postgres.schema import FINISHED_PREDICATE, JOB_COLUMNS
 
 _COLUMN_LIST = ", ".join(JOB_COLUMNS)
 
@@ -37,6 +37,16 @@ def jobs_json(source: str, alias: str, *, extra: str = "", tail: str = "") -> st
     """``SELECT`` of the JSON array (text) of the Job rows ``alias`` of ``source`` (+ ``extra``
     columns, which the Job decoder ignores), with ``tail`` (WHERE / ORDER BY) applied."""
     return f"SELECT json_agg(x)::text FROM (SELECT {job_row(alias)}{extra} FROM {source} {alias} {tail}) x"
+
+
+def loose_queue_scan(name: str, jobs: str, where: str) -> str:
+    """A recursive CTE ``name`` of the distinct queues of the rows matching ``where``, read with one
+    index probe per queue (a loose index scan) from an index led by ``queue`` with that predicate."""
+    return (
+        f"{name} AS (SELECT min(queue) AS name FROM {jobs} WHERE {where} UNION ALL "
+        f"SELECT (SELECT min(queue) FROM {jobs} WHERE {where} AND queue > {name}.name) FROM {name} "
+        f"WHERE {name}.name IS NOT NULL)"
+    )
 
 
 def recordset_columns(columns: dict[str, str]) -> str:
@@ -187,30 +197,31 @@ class Statements:
         )
 
         # ---- counts, names
-        # Waiting rows are counted from the claim index, the others from (queue, state), which leaves
-        # waiting rows out (migration 3).
+        # Each state set is read from the index that holds it: waiting rows from the claim index, active
+        # rows from the active index, the others from (queue, state, completed_at) (migration 4).
+        finished = FINISHED_PREDICATE
         self.count_all = (
             f"SELECT queue, 'waiting', count(*) FROM {jobs} WHERE state = 'waiting' GROUP BY queue UNION ALL "
-            f"SELECT queue, state, count(*) FROM {jobs} WHERE state <> 'waiting' GROUP BY queue, state"
+            f"SELECT queue, 'active', count(*) FROM {jobs} WHERE state = 'active' GROUP BY queue UNION ALL "
+            f"SELECT queue, state, count(*) FROM {jobs} WHERE {finished} GROUP BY queue, state"
         )
         self.count_some = (
             f"SELECT queue, 'waiting', count(*) FROM {jobs} WHERE state = 'waiting' AND queue = ANY($1::text[]) "
             "GROUP BY queue UNION ALL "
-            f"SELECT queue, state, count(*) FROM {jobs} WHERE state <> 'waiting' AND queue = ANY($1::text[]) "
+            f"SELECT queue, 'active', count(*) FROM {jobs} WHERE state = 'active' AND queue = ANY($1::text[]) "
+            "GROUP BY queue UNION ALL "
+            f"SELECT queue, state, count(*) FROM {jobs} WHERE {finished} AND queue = ANY($1::text[]) "
             "GROUP BY queue, state"
         )
         # Loose index scans: one index probe per distinct queue instead of reading every row, over
-        # the claim index (waiting rows) and (queue, state) (every other row).
-        loose = (
-            "{n} AS (SELECT min(queue) AS name FROM {jobs} WHERE {w} UNION ALL "
-            "SELECT (SELECT min(queue) FROM {jobs} WHERE {w} AND queue > {n}.name) FROM {n} "
-            "WHERE {n}.name IS NOT NULL)"
-        )
-        waiting_names = loose.format(n="qw", jobs=jobs, w="state = 'waiting'")
-        other_names = loose.format(n="qo", jobs=jobs, w="state <> 'waiting'")
+        # each of the three indexes.
+        waiting_names = loose_queue_scan("qw", jobs, "state = 'waiting'")
+        active_names = loose_queue_scan("qa", jobs, "state = 'active'")
+        other_names = loose_queue_scan("qo", jobs, finished)
         self.queue_names = (
-            f"WITH RECURSIVE {waiting_names}, {other_names} "
-            "SELECT name FROM qw WHERE name IS NOT NULL UNION SELECT name FROM qo WHERE name IS NOT NULL "
+            f"WITH RECURSIVE {waiting_names}, {active_names}, {other_names} "
+            "SELECT name FROM qw WHERE name IS NOT NULL UNION SELECT name FROM qa WHERE name IS NOT NULL "
+            "UNION SELECT name FROM qo WHERE name IS NOT NULL "
             f"UNION SELECT name FROM {s}.queue_configs ORDER BY 1"
         )
         self.rename_jobs = (
