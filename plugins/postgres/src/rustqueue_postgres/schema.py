@@ -187,7 +187,7 @@ def _migration_4(s: str) -> list[str]:
     # three (primary key, (queue, state), completed_at). Now active rows are found through the active
     # index alone (queue first, so it counts and names them too) and completed rows through (queue,
     # state, completed_at), which retention reads one range per queue: two entries per transition.
-    # Measured: batch-50 claim+ack 0.63x -> 0.74x of a raw SKIP LOCKED loop (docs/benchmarks.md).
+    # Measured: batch-50 claim+ack 0.63x -> 0.74x of a raw SKIP LOCKED loop (docs/decisions.md).
     # CREATE INDEX blocks writes while it runs (migrations are one transaction); on a large table,
     # upgrade at a quiet time.
     return [
