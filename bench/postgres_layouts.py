@@ -2,8 +2,13 @@
 is its table layout: three layouts, SQL only (no engine), interleaved, median of the repeats.
 
 * ``raw floor``: the PostgreSQL benchmark's floor (bigserial id, a narrow row, one partial claim index).
+* ``raw, wide rows``: the same loop with each payload padded so rows are as wide as rustqueue's (~250 bytes).
+* ``raw, wide rows, rustqueue's indexes``: and with rustqueue's active and finished-state indexes, so a claim
+  and an ack each write one secondary index entry as rustqueue's do (what is left is its statements).
 * ``rustqueue``: rustqueue's own schema, filled by the engine, and its own claim and ack statements
   (``Statements.claim_for`` and ``complete_plain``), run directly on one connection.
+* ``rustqueue, raw statements``: rustqueue's schema and rows, claimed and acknowledged by the raw loop's two
+  statements (no lease token, rev check, delayed branch or children probe): what a leaner statement could win.
 * ``split``: a narrow ``hot`` table holding only what a claim or an ack reads or writes (state, sort key,
   lease, timestamps, rev) with the same three state indexes, beside a ``cold`` table holding the payload
   and options, written at push only. Every read of a whole job would join the two.
@@ -24,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from postgres import DSN, _schema, raw_cases
+from postgres import _RAW_ACK, _RAW_CLAIM, _RAW_DDL, _RAW_INSERT, DSN, _schema, raw_cases
 
 from rustqueue_core import RustQueue
 
@@ -101,7 +106,47 @@ async def raw_floor(n: int) -> float:
     return n / await raw_cases(n)["consume batch50"]()
 
 
-async def rustqueue_schema(n: int) -> float:
+#: The indexes beside the claim index that give the raw loop rustqueue's index writes (migration 4).
+_RUSTQUEUE_INDEXES = (
+    "CREATE INDEX jobs_active ON jobs (queue) WHERE state = 'active'; "
+    "CREATE INDEX jobs_rest ON jobs (queue, state, completed_at) WHERE state NOT IN ('waiting', 'active')"
+)
+#: Padding that makes the raw loop's rows about as wide as rustqueue's (``pg_column_size`` ~250 bytes).
+_PAD = "x" * 170
+
+
+async def raw_variant(n: int, *, indexes: bool) -> float:
+    schema = _schema()
+    conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(_RAW_DDL)
+        if indexes:
+            await conn.execute(_RUSTQUEUE_INDEXES)
+        await conn.execute(_RAW_INSERT, [f'{{"i":{i},"pad":"{_PAD}"}}' for i in range(n)])
+
+        async def claim(now: datetime) -> list[asyncpg.Record]:
+            return await conn.fetch(_RAW_CLAIM, BATCH)
+
+        async def ack(rows: list[asyncpg.Record], now: datetime) -> object:
+            return await conn.execute(_RAW_ACK, [r[0] for r in rows])
+
+        return await _claim_ack_all(n, claim, ack)
+    finally:
+        await conn.close()
+        await _drop(schema)
+
+
+#: The raw loop's statements on rustqueue's table (claim order by sort_key).
+_LEAN_CLAIM = (
+    f"UPDATE jobs SET state = 'active', started_at = $1, rev = rev + 1 WHERE id IN (SELECT id FROM jobs "
+    f"WHERE queue = 'bench' AND state = 'waiting' ORDER BY sort_key LIMIT {BATCH} FOR UPDATE SKIP LOCKED) "
+    "RETURNING 0, id"
+)
+_LEAN_ACK = "UPDATE jobs SET state = 'completed', completed_at = $2 WHERE id = ANY($1::text[]) AND state = 'active'"
+
+
+async def rustqueue_schema(n: int, *, lean: bool = False) -> float:
     schema = _schema()
     rq = await RustQueue.open(DSN).storage_options(schema=schema, notify="off").housekeeping(False).build()
     try:
@@ -110,8 +155,17 @@ async def rustqueue_schema(n: int) -> float:
         storage = rq.storage
         writer = storage._writer  # the rows are the engine's: claims skip the whole-row JSON, as it would
         claim_sql, ack_sql = storage.sql.claim_for(BATCH), storage.sql.complete_plain
-        conn = await asyncpg.connect(DSN)
+        conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
         try:
+            if lean:
+
+                async def lean_claim(now: datetime) -> list[asyncpg.Record]:
+                    return await conn.fetch(_LEAN_CLAIM, now)
+
+                async def lean_ack(rows: list[asyncpg.Record], now: datetime) -> object:
+                    return await conn.execute(_LEAN_ACK, [r[1] for r in rows], now)
+
+                return await _claim_ack_all(n, lean_claim, lean_ack)
 
             async def claim(now: datetime) -> list[asyncpg.Record]:
                 tokens = secrets.token_bytes(16 * BATCH)
@@ -161,7 +215,14 @@ async def _drop(schema: str) -> None:
 
 
 async def run(n: int, repeats: int) -> None:
-    layouts = {"raw floor": raw_floor, "rustqueue": rustqueue_schema, "split": split_layout}
+    layouts: dict[str, Callable[[int], Awaitable[float]]] = {
+        "raw floor": raw_floor,
+        "raw, wide rows": lambda n: raw_variant(n, indexes=False),
+        "raw, wide rows, rustqueue's indexes": lambda n: raw_variant(n, indexes=True),
+        "rustqueue": rustqueue_schema,
+        "rustqueue, raw statements": lambda n: rustqueue_schema(n, lean=True),
+        "split": split_layout,
+    }
     rates: dict[str, list[float]] = {name: [] for name in layouts}
     for repeat in range(repeats):
         names = list(layouts)
