@@ -99,23 +99,30 @@ _RAW_CLAIM = (
 _RAW_ACK = "UPDATE jobs SET state = 'done', completed_at = now() WHERE id = ANY($1::bigint[]) AND state = 'active'"
 
 
-def _payloads(start: int, stop: int) -> list[str]:
+def _payloads(start: int, stop: int, pad: str = "") -> list[str]:
+    if pad:
+        return [f'{{"i":{i},"pad":"{pad}"}}' for i in range(start, stop)]
     return [f'{{"i":{i}}}' for i in range(start, stop)]
 
 
-def raw_cases(n: int) -> dict[str, Case]:
+def raw_cases(n: int, *, pad: str = "", extra_ddl: str = "") -> dict[str, Case]:
+    """The raw loop's cases; ``pad`` widens each payload, ``extra_ddl`` runs after the table is made
+    (``bench/postgres_layouts.py`` uses both to give the loop rustqueue's row width and indexes)."""
+
     async def with_table(body: Callable[[asyncpg.Connection], Awaitable[None]], prefill: bool) -> float:
         schema = _schema()
         conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
         try:
             await conn.execute(f'CREATE SCHEMA "{schema}"')
             await conn.execute(_RAW_DDL)
+            if extra_ddl:
+                await conn.execute(extra_ddl)
             if prefill:
                 # No ANALYZE: statistics taken now say every row is waiting, so the planner reads the
                 # primary key in id order and filters out the rows already claimed, rescanning them on
                 # every claim (quadratic; at 8,000 jobs it halves the loop's rate). A live queue's
                 # statistics show few waiting rows, and its claim index is used, as it is here.
-                await conn.execute(_RAW_INSERT, _payloads(0, n))
+                await conn.execute(_RAW_INSERT, _payloads(0, n, pad))
             return await timed(lambda: body(conn))
         finally:
             await conn.close()

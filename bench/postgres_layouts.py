@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from postgres import _RAW_ACK, _RAW_CLAIM, _RAW_DDL, _RAW_INSERT, DSN, _schema, raw_cases
+from postgres import DSN, _drop_bench_schemas, _schema, raw_cases
 
 from rustqueue_core import RustQueue
 
@@ -116,25 +116,8 @@ _PAD = "x" * 170
 
 
 async def raw_variant(n: int, *, indexes: bool) -> float:
-    schema = _schema()
-    conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-        await conn.execute(_RAW_DDL)
-        if indexes:
-            await conn.execute(_RUSTQUEUE_INDEXES)
-        await conn.execute(_RAW_INSERT, [f'{{"i":{i},"pad":"{_PAD}"}}' for i in range(n)])
-
-        async def claim(now: datetime) -> list[asyncpg.Record]:
-            return await conn.fetch(_RAW_CLAIM, BATCH)
-
-        async def ack(rows: list[asyncpg.Record], now: datetime) -> object:
-            return await conn.execute(_RAW_ACK, [r[0] for r in rows])
-
-        return await _claim_ack_all(n, claim, ack)
-    finally:
-        await conn.close()
-        await _drop(schema)
+    extra_ddl = _RUSTQUEUE_INDEXES if indexes else ""
+    return n / await raw_cases(n, pad=_PAD, extra_ddl=extra_ddl)["consume batch50"]()
 
 
 #: The raw loop's statements on rustqueue's table (claim order by sort_key).
@@ -229,6 +212,7 @@ async def run(n: int, repeats: int) -> None:
         names = names[repeat % len(names) :] + names[: repeat % len(names)]
         for name in names:
             rates[name].append(await layouts[name](n))
+    await _drop_bench_schemas()
     floor = rates["raw floor"]
     print("| layout | claim+ack jobs/s (median) | range | vs raw floor | per repeat (median) |")
     print("|---|---:|---:|---:|---:|")
